@@ -1,9 +1,9 @@
-"""snmech: spectrally normalized neural networks with certified Lipschitz bounds.
+r"""snmech: spectrally normalized neural networks with certified Lipschitz bounds.
 
 The package is layered so that data flows one way::
 
     spectral  ->  material  ->  fem
-        \\->  gan, rnn, robust
+        \->  gan, rnn, robust
 
 ``import snmech``, :mod:`snmech.spectral` and :mod:`snmech.material` never import
 dolfinx; only :mod:`snmech.fem` does.

@@ -13,8 +13,9 @@ HAVE_DOLFINX = importlib.util.find_spec("dolfinx") is not None
 def _world_size() -> int:
     if not HAVE_DOLFINX:
         return 1
-    import snmech.fem  # noqa: F401  (orders dolfinx_solver/mpi4py first)
     from mpi4py import MPI
+
+    import snmech.fem  # noqa: F401  (orders dolfinx_solver/mpi4py first)
 
     return MPI.COMM_WORLD.size
 

@@ -16,9 +16,9 @@ def test_cantilever_matches_euler_bernoulli():
 
 
 def test_bad_material_constants_are_rejected():
+    from dolfinx import mesh
     from mpi4py import MPI
 
-    from dolfinx import mesh
     from snmech.fem import solve_linear_elastic
 
     domain = mesh.create_unit_square(MPI.COMM_SELF, 2, 2)
@@ -30,6 +30,7 @@ def test_bad_material_constants_are_rejected():
 
 def _solve_beam(comm):
     from dolfinx import mesh
+
     from snmech.fem import solve_linear_elastic
 
     domain = mesh.create_box(
@@ -54,8 +55,9 @@ def test_two_ranks_match_serial_to_round_off():
     dist, idx = cKDTree(ref_coords).query(coords)
     assert dist.max() < 1e-12
     scale = np.abs(ref_values).max()
-    err = comm.allreduce(float(np.abs(values - ref_values[idx]).max()) if len(idx) else 0.0,
-                         op=MPI.MAX)
+    err = comm.allreduce(
+        float(np.abs(values - ref_values[idx]).max()) if len(idx) else 0.0, op=MPI.MAX
+    )
     assert err / scale < 1e-10
     owned = comm.allreduce(len(coords), op=MPI.SUM)
     assert owned == len(ref_coords)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 import snmech.fem  # noqa: F401  (orders dolfinx_solver first)
 
 
@@ -14,7 +16,7 @@ def stack_versions() -> dict[str, str]:
     info = {
         "dolfinx": dolfinx.__version__,
         "PETSc": ".".join(str(x) for x in PETSc.Sys.getVersion()),
-        "PETSc scalar": str(PETSc.ScalarType.__name__),
+        "PETSc scalar": np.dtype(PETSc.ScalarType).name,
         "MPI": MPI.Get_library_version().splitlines()[0].strip(),
         "MPI ranks": str(MPI.COMM_WORLD.size),
     }

@@ -25,9 +25,9 @@ def solve_linear_elastic(
     clamped: Callable[[np.ndarray], np.ndarray] | None = None,
     body_force: tuple[float, ...] | None = None,
 ) -> fem.Function:
-    """Solve ``-div sigma(u) = f`` with ``u = 0`` where ``clamped`` holds.
+    r"""Solve ``-div sigma(u) = f`` with ``u = 0`` where ``clamped`` holds.
 
-    .. math:: \\int_\\Omega \\sigma(u) : \\varepsilon(v)\\,dx = \\int_\\Omega f \\cdot v\\,dx
+    .. math:: \int_\Omega \sigma(u) : \varepsilon(v)\,dx = \int_\Omega f \cdot v\,dx
 
     Args:
         domain: a 2D (plane strain) or 3D dolfinx mesh, SI units (m).
@@ -53,6 +53,7 @@ def solve_linear_elastic(
         raise ValueError(f"body_force must have {gdim} entries, got {f.shape}")
     if clamped is None:
         x0 = domain.comm.allreduce(float(domain.geometry.x[:, 0].min()), op=MPI.MIN)
+
         def clamped(x: np.ndarray) -> np.ndarray:
             return np.isclose(x[0], x0)
 
@@ -71,8 +72,15 @@ def solve_linear_elastic(
     dofs = fem.locate_dofs_topological(V, domain.topology.dim - 1, facets)
     bc = fem.dirichletbc(np.zeros(gdim), dofs, V)
     problem = LinearProblem(
-        a, L, bcs=[bc], petsc_options_prefix="snmech_static_",
-        petsc_options={"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"},
+        a,
+        L,
+        bcs=[bc],
+        petsc_options_prefix="snmech_static_",
+        petsc_options={
+            "ksp_type": "preonly",
+            "pc_type": "lu",
+            "pc_factor_mat_solver_type": "mumps",
+        },
     )
     uh = problem.solve()
     assert isinstance(uh, fem.Function)

@@ -1,6 +1,7 @@
-"""The normalization core: power iteration, exact and certified operator norms,
-the ``spectral_norm`` parametrization, whole-network certificates and empirical
-lower bounds.
+"""The normalization core of snmech.
+
+Power iteration, exact and certified operator norms, the ``spectral_norm``
+parametrization, whole-network certificates and empirical lower bounds.
 
 Typical use::
 

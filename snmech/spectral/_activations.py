@@ -23,8 +23,12 @@ def _gelu_erf() -> float:
 def _max_abs_derivative(derivative: object, bracket: tuple[float, float]) -> float:
     # |f'| of SiLU and tanh-GELU is unimodal on the bracket, which contains the argmax;
     # outside it |f'| is monotone towards its limit 1 (x -> +inf) or 0 (x -> -inf).
-    res = minimize_scalar(lambda x: -abs(derivative(x)), bounds=bracket, method="bounded",  # type: ignore[operator]
-                          options={"xatol": 1e-12})
+    res = minimize_scalar(
+        lambda x: -abs(derivative(x)),
+        bounds=bracket,
+        method="bounded",  # type: ignore[operator]
+        options={"xatol": 1e-12},
+    )
     return max(1.0, -float(res.fun)) * (1.0 + _OPT_SLACK)
 
 

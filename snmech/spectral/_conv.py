@@ -1,4 +1,4 @@
-"""Operator norm of a convolution on a given input size, by FFT.
+r"""Operator norm of a convolution on a given input size, by FFT.
 
 Note [Convolution bound]
     A ``ConvNd`` layer on an input of spatial size ``n`` is ``y = S C P x``:
@@ -12,7 +12,7 @@ Note [Convolution bound]
     kept) of the *circular* correlation on ``N``, whose norm is the largest
     singular value of the kernel's DFT over all ``N^d`` frequencies. Hence
 
-    .. math:: \\|y\\| \\le \\|P\\|_2 \\max_f \\sigma_{max}(\\hat K(f)) \\|x\\|,
+    .. math:: \|y\| \le \|P\|_2 \max_f \sigma_{max}(\hat K(f)) \|x\|,
 
     a true upper bound for any padding, stride, dilation and groups (block
     diagonal: max over groups). ``||P||_2`` is the square root of the largest
@@ -165,7 +165,8 @@ def _polyphase_symbol(weight: torch.Tensor, geom: ConvGeometry) -> torch.Tensor:
         shift = tuple(-pl for pl, _ in geom.padding)
     else:
         grid = tuple(
-            -(-(n + pl + pr) // si) for n, (pl, pr), si in zip(geom.spatial, geom.padding, s, strict=True)
+            -(-(n + pl + pr) // si)
+            for n, (pl, pr), si in zip(geom.spatial, geom.padding, s, strict=True)
         )
         shift = (0,) * d
     # tap position t = j*dilation (+ shift) = a*s + r; the phase r becomes a channel
@@ -242,7 +243,12 @@ def conv_adjoint(
         extra = tuple(
             n - ((o - 1) * s - 2 * p + di * (k - 1) + 1)
             for n, o, s, p, di, k in zip(
-                input_shape[1:], out_sp, conv.stride, pad, conv.dilation, conv.kernel_size,
+                input_shape[1:],
+                out_sp,
+                conv.stride,
+                pad,
+                conv.dilation,
+                conv.kernel_size,
                 strict=True,
             )
         )

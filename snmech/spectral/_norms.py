@@ -33,9 +33,9 @@ def operator_norm(
     layer_or_weight: nn.Module | torch.Tensor,
     input_shape: tuple[int, ...] | torch.Size | None = None,
 ) -> float:
-    """The l2 operator norm of a linear layer, in float64, certified.
+    r"""The l2 operator norm of a linear layer, in float64, certified.
 
-    .. math:: \\|W\\|_2 = \\sup_{x \\ne 0} \\|W x\\|_2 / \\|x\\|_2
+    .. math:: \|W\|_2 = \sup_{x \ne 0} \|W x\|_2 / \|x\|_2
 
     Dense weights and ``nn.Linear`` give the largest singular value. ``nn.Conv1d``,
     ``nn.Conv2d`` and ``nn.Conv3d`` give the FFT bound of Note [Convolution bound]

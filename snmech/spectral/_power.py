@@ -31,9 +31,9 @@ def power_iteration(
     n_iterations: int,
     eps: float = 1e-12,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``n_iterations`` steps of power iteration on ``A^T A``.
+    r"""Run ``n_iterations`` steps of power iteration on ``A^T A``.
 
-    .. math:: v \\leftarrow A^T u / \\|A^T u\\|, \\quad u \\leftarrow A v / \\|A v\\|
+    .. math:: v \leftarrow A^T u / \|A^T u\|, \quad u \leftarrow A v / \|A v\|
 
     Args:
         apply: x -> A x, mapping input-shaped tensors to output-shaped ones.

@@ -62,10 +62,10 @@ class Certificate:
 
 
 def lipschitz_bound(model: nn.Module, input_shape: Shape | torch.Size | None = None) -> Certificate:
-    """Certify an upper bound of the l2 Lipschitz constant of ``model`` in eval mode.
+    r"""Certify an upper bound of the l2 Lipschitz constant of ``model`` in eval mode.
 
-    .. math:: \\mathrm{Lip}(f_L \\circ \\dots \\circ f_1) \\le \\prod_i \\mathrm{Lip}(f_i),
-        \\qquad \\mathrm{Lip}(x + g(x)) \\le 1 + \\mathrm{Lip}(g)
+    .. math:: \mathrm{Lip}(f_L \circ \dots \circ f_1) \le \prod_i \mathrm{Lip}(f_i),
+        \qquad \mathrm{Lip}(x + g(x)) \le 1 + \mathrm{Lip}(g)
 
     Linear and convolution layers contribute their exact (float64) operator norm
     (:func:`operator_norm`); activations their ``sup |f'|``; ``Residual`` blocks
@@ -154,8 +154,10 @@ def _leaf_factor(module: nn.Module, name: str, shape: Shape | None) -> tuple[flo
         if module.weight is not None:
             scale = scale * module.weight.double().abs()
         return float(scale.max()) * (1.0 + ROUNDING_RTOL), "max |gamma| / sqrt(var + eps)"
-    if isinstance(module, nn.MaxPool1d | nn.MaxPool2d | nn.MaxPool3d | nn.AvgPool1d
-                  | nn.AvgPool2d | nn.AvgPool3d):
+    if isinstance(
+        module,
+        nn.MaxPool1d | nn.MaxPool2d | nn.MaxPool3d | nn.AvgPool1d | nn.AvgPool2d | nn.AvgPool3d,
+    ):
         return _pool_factor(module), "sqrt(windows per input) (/ sqrt(window) for averages)"
     if isinstance(module, nn.AdaptiveAvgPool1d | nn.AdaptiveAvgPool2d | nn.AdaptiveAvgPool3d):
         if shape is None:
@@ -171,8 +173,14 @@ def _leaf_factor(module: nn.Module, name: str, shape: Shape | None) -> tuple[flo
 
 
 def _pool_factor(module: nn.Module) -> float:
-    d = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3,
-         nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3}[type(module)]
+    d = {
+        nn.MaxPool1d: 1,
+        nn.MaxPool2d: 2,
+        nn.MaxPool3d: 3,
+        nn.AvgPool1d: 1,
+        nn.AvgPool2d: 2,
+        nn.AvgPool3d: 3,
+    }[type(module)]
     k = _tuple(module.kernel_size, d)  # type: ignore[arg-type]
     s = _tuple(module.stride if module.stride else module.kernel_size, d)  # type: ignore[arg-type]
     dil = _tuple(getattr(module, "dilation", 1), d)  # type: ignore[arg-type]

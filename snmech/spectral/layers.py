@@ -29,6 +29,7 @@ class GroupSort(nn.Module):
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Sort each group of ``x`` (any shape with groups along ``dim``) in ascending order."""
         n = x.shape[self.dim]
         if n % self.group_size:
             raise ValueError(
@@ -36,15 +37,16 @@ class GroupSort(nn.Module):
                 f"group_size {self.group_size}"
             )
         shape = list(x.shape)
-        grouped = x.reshape(*shape[: self.dim], n // self.group_size, self.group_size,
-                            *shape[self.dim + 1 :])
+        grouped = x.reshape(
+            *shape[: self.dim], n // self.group_size, self.group_size, *shape[self.dim + 1 :]
+        )
         return grouped.sort(dim=self.dim + 1).values.reshape(shape)
 
     def lipschitz_factor(self, input_shape: tuple[int, ...] | None = None) -> float:
         """Exactly 1."""
         return 1.0
 
-    def extra_repr(self) -> str:
+    def extra_repr(self) -> str:  # noqa: D102
         return f"group_size={self.group_size}, dim={self.dim}"
 
 
@@ -59,6 +61,7 @@ class MaxMin(nn.Module):
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``[max(a, b), min(a, b)]`` of the two halves of ``x`` along ``dim``."""
         n = x.shape[self.dim]
         if n % 2:
             raise ValueError(f"MaxMin needs an even size along dim {self.dim}, got {n}")
@@ -69,7 +72,7 @@ class MaxMin(nn.Module):
         """Exactly 1."""
         return 1.0
 
-    def extra_repr(self) -> str:
+    def extra_repr(self) -> str:  # noqa: D102
         return f"dim={self.dim}"
 
 
@@ -85,4 +88,5 @@ class Residual(nn.Module):
         self.branch = branch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x + branch(x)``."""
         return x + self.branch(x)

@@ -25,14 +25,14 @@ def lipschitz_lower_bound(
     step_size: float = 0.05,
     seed: int = 0,
 ) -> float:
-    """Largest difference quotient found by gradient ascent on the Jacobian norm.
+    r"""Largest difference quotient found by gradient ascent on the Jacobian norm.
 
     Starting from each input ``x_i``, alternates power iteration for the top
     right singular vector ``v_i`` of the Jacobian ``J(x_i)`` with normalized
     gradient ascent of ``||J(x_i) v_i||`` in ``x_i``. The returned number is a
     realized quotient
 
-    .. math:: \\max_i \\|f(x_i + h v_i) - f(x_i - h v_i)\\| / (2h),
+    .. math:: \max_i \|f(x_i + h v_i) - f(x_i - h v_i)\| / (2h),
 
     evaluated in float64, so it is a true lower bound of the Lipschitz
     constant (up to float64 rounding) that :func:`lipschitz_bound` must exceed.

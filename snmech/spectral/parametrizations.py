@@ -82,6 +82,17 @@ class _SpectralNorm(nn.Module):
     @torch.no_grad()
     def _update(self, weight: torch.Tensor, n: int) -> None:
         w = weight.detach()
+        if not self._conv:
+            # Dense fast path, in place (as torch's _power_method): this runs every step.
+            mat = w.flatten(1)
+            for _ in range(n):
+                torch.nn.functional.normalize(
+                    torch.mv(mat.t(), self._u), dim=0, eps=self.eps, out=self._v
+                )
+                torch.nn.functional.normalize(
+                    torch.mv(mat, self._v), dim=0, eps=self.eps, out=self._u
+                )
+            return
         u, v = power_iteration(
             lambda x: self._apply_op(w, x),
             lambda y: self._adjoint_op(w, y),
@@ -97,18 +108,22 @@ class _SpectralNorm(nn.Module):
         """The current (differentiable) estimate ``<u, W v>`` of ``||W||``."""
         return rayleigh_sigma(lambda x: self._apply_op(weight, x), self._u, self._v)
 
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:  # noqa: D102
         if self.training:
             self._update(weight, self.n_power_iterations)
         # Clone u and v: they are updated in place on the next call, which would
         # invalidate this step's autograd graph (torch's _SpectralNorm does the same).
         u = self._u.clone(memory_format=torch.contiguous_format)
         v = self._v.clone(memory_format=torch.contiguous_format)
-        sigma = rayleigh_sigma(lambda x: self._apply_op(weight, x), u, v)
-        sigma = torch.clamp(sigma, min=self.eps)
+        if self._conv:
+            sigma = rayleigh_sigma(lambda x: self._apply_op(weight, x), u, v)
+        else:
+            sigma = torch.vdot(u, torch.mv(weight.flatten(1), v))
+        if self.target != 1.0:
+            sigma = sigma / self.target
         if self.mode == "hard":
-            return weight * (self.target / sigma)
-        return weight / torch.clamp(sigma / self.target, min=1.0)
+            return weight / sigma
+        return weight / torch.clamp(sigma, min=1.0)
 
     def right_inverse(self, value: torch.Tensor) -> torch.Tensor:
         # Assigning a weight stores it as the raw tensor: the normalization is
@@ -133,11 +148,11 @@ def spectral_norm(
     input_shape: tuple[int, ...] | torch.Size | None = None,
     eps: float = 1e-12,
 ) -> nn.Module:
-    """Normalize the spectral norm of ``module.<name>`` to ``target``; returns ``module``.
+    r"""Normalize the spectral norm of ``module.<name>`` to ``target``; returns ``module``.
 
     .. math::
-        W_{hard} = \\frac{\\tau}{\\hat\\sigma} W, \\qquad
-        W_{soft} = \\frac{W}{\\max(1, \\hat\\sigma / \\tau)}
+        W_{hard} = \frac{\tau}{\hat\sigma} W, \qquad
+        W_{soft} = \frac{W}{\max(1, \hat\sigma / \tau)}
 
     with ``sigma_hat`` the power-iteration estimate of the *operator* norm (for a
     convolution: on ``input_shape``; see Note [Estimate, not certificate]).
@@ -167,8 +182,7 @@ def spectral_norm(
     """
     if not isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
         raise TypeError(
-            "spectral_norm supports nn.Linear and nn.Conv1d/2d/3d, "
-            f"got {type(module).__name__}"
+            f"spectral_norm supports nn.Linear and nn.Conv1d/2d/3d, got {type(module).__name__}"
         )
     if not (isinstance(target, int | float) and target > 0 and target != float("inf")):
         raise ValueError(f"target must be a positive finite number, got {target!r}")
