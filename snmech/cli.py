@@ -44,6 +44,171 @@ def check_fem() -> None:
         raise click.ClickException(f"FEM and beam theory disagree: ratio {result.ratio:.4f}")
 
 
+@cli.group()
+def data() -> None:
+    """Stress-strain data: generate from a reference law."""
+
+
+@data.command("generate")
+@click.option(
+    "--law",
+    "law_name",
+    default="saturating",
+    show_default=True,
+    help="reference law: linear or saturating",
+)
+@click.option("--n", "n", type=int, default=4096, show_default=True, help="number of samples")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), required=True, help="output file (.csv, .npz, .h5)"
+)
+@click.option(
+    "--sampling",
+    default="mixed",
+    show_default=True,
+    type=click.Choice(["random", "uniaxial", "shear", "cyclic", "mixed"]),
+)
+@click.option("--strain-range", type=float, default=5e-3, show_default=True)
+@click.option(
+    "--noise", type=float, default=0.0, show_default=True, help="relative Gaussian noise on stress"
+)
+@click.option("--E", "E", type=float, default=210e9, show_default=True, help="Pa")
+@click.option("--nu", type=float, default=0.3, show_default=True)
+@click.option(
+    "--kinematics", default="3d", show_default=True, type=click.Choice(["3d", "plane_strain"])
+)
+@click.option(
+    "--stress-unit",
+    default="MPa",
+    show_default=True,
+    type=click.Choice(["Pa", "kPa", "MPa", "GPa"]),
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def data_generate(
+    law_name: str,
+    n: int,
+    out: str,
+    sampling: str,
+    strain_range: float,
+    noise: float,
+    E: float,
+    nu: float,
+    kinematics: str,
+    stress_unit: str,
+    seed: int,
+) -> None:
+    """Sample strains, evaluate a reference law, write a data file."""
+    from snmech.material import generate_data, reference_law, save_data
+
+    try:
+        law = reference_law(law_name, E=E, nu=nu, kinematics=kinematics)
+        dataset = generate_data(
+            law,
+            n,
+            sampling=sampling,  # type: ignore[arg-type]
+            strain_range=strain_range,
+            noise=noise,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    path = save_data(dataset, out, stress_unit=stress_unit)
+    click.echo(f"wrote {len(dataset)} samples ({law_name}, {kinematics}, {sampling}) to {path}")
+
+
+@cli.command()
+@click.argument("data_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="law.safetensors")
+@click.option(
+    "--kind", default="potential", show_default=True, type=click.Choice(["potential", "direct"])
+)
+@click.option("--lipschitz-max", type=float, default=None, help="cap on the certified bound (Pa)")
+@click.option(
+    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
+)
+@click.option("--epochs", type=int, default=400, show_default=True)
+@click.option("--hidden", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=3e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--stress-unit", default=None, help="unit of a file that does not declare one")
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="checkpoint file (default: OUT with .ckpt)",
+)
+@click.option("--resume", is_flag=True, help="continue from the checkpoint")
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="write metrics.json and PNG plots here (default: next to OUT)",
+)
+def train(
+    data_file: str,
+    out: str,
+    kind: str,
+    lipschitz_max: float | None,
+    device: str,
+    epochs: int,
+    hidden: int,
+    lr: float,
+    seed: int,
+    stress_unit: str | None,
+    checkpoint: str | None,
+    resume: bool,
+    report_dir: str | None,
+) -> None:
+    """Train a certified neural law on DATA_FILE and write it as one .safetensors file."""
+    from pathlib import Path
+
+    from snmech.material import TrainingConfig, load_data
+    from snmech.material.report import train_and_report
+
+    try:
+        dataset = load_data(data_file, stress_unit=stress_unit)
+        config = TrainingConfig(epochs=epochs, lr=lr, seed=seed, device=device)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    out_path = Path(out)
+    ckpt = Path(checkpoint) if checkpoint else out_path.with_suffix(".ckpt")
+    report = Path(report_dir) if report_dir else out_path.parent
+    summary = train_and_report(
+        dataset,
+        out_path,
+        kind=kind,
+        hidden=hidden,
+        lipschitz_max=lipschitz_max,
+        config=config,
+        checkpoint=ckpt,
+        resume=resume,
+        report_dir=report,
+    )
+    click.echo(
+        f"wrote {out_path}: validation relative RMSE {summary['val_rel_rmse']:.4f}, "
+        f"certified Lipschitz bound {summary['lipschitz_bound_pa']:.4e} Pa, "
+        f"{summary['samples_per_second']:.0f} samples/s on {summary['device']}"
+    )
+
+
+@cli.command()
+@click.argument("law_file", type=click.Path(dir_okay=False))
+def certify(law_file: str) -> None:
+    """Recompute a law file's certificate from its weights; fail if it does not match."""
+    from snmech.material import ModelFileError, load_law, read_metadata
+
+    try:
+        law = load_law(law_file)
+    except (ModelFileError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    meta = read_metadata(law_file)
+    click.echo(f"{law_file}: {meta['kind']} law, {law.kinematics.value}")
+    click.echo(f"  certified Lipschitz bound  {law.lipschitz_bound():.6e} Pa  (matches the file)")
+    if "loewner_bound_pa" in meta["certificate"]:
+        click.echo("  Loewner bound C_bar (Pa):")
+        for row in meta["certificate"]["loewner_bound_pa"]:
+            click.echo("    " + "  ".join(f"{v:11.4e}" for v in row))
+
+
 def main() -> None:
     """Entry point of the console script."""
     cli(prog_name="snmech")

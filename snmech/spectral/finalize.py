@@ -17,20 +17,27 @@ from snmech.spectral._norms import operator_norm
 from snmech.spectral.parametrizations import spectral_parametrizations
 
 _MAX_SHRINK_STEPS = 64
+_CONVERGE_STEPS = 100
 
 
-def finalize(model: nn.Module) -> nn.Module:
+def finalize(model: nn.Module, *, rescale: bool = True) -> nn.Module:
     """Replace every spectral-norm parametrization in ``model`` by exact, plain weights.
 
-    For each normalized layer: evaluate the weight the network applies (eval
-    mode), remove the parametrization keeping that value
+    For each normalized layer: converge its power iteration (100 steps on the
+    raw weight), evaluate the weight the network then applies, remove the
+    parametrization keeping that value
     (``remove_parametrizations(..., leave_parametrized=True)``), then rescale it
     with its exact norm: to ``target`` in "hard" mode, to ``min(sigma, target)``
     in "soft" mode. Rounding to the weight's dtype is checked and corrected, so
     the certified norm of the stored weight never exceeds the target.
 
+    With ``rescale=False`` the weights are baked exactly as the eval-mode network
+    applies them (no convergence step, no rescaling): the function is unchanged,
+    and :func:`lipschitz_bound` certifies whatever norms they have.
+
     Args:
         model: any module; modified in place. Train/eval flags are restored.
+        rescale: converge and rescale to the targets (default) or bake as is.
 
     Returns:
         ``model``.
@@ -52,8 +59,14 @@ def finalize(model: nn.Module) -> nn.Module:
                         f"{type(module).__name__}.{name} composes spectral_norm with other "
                         "parametrizations; finalize only handles spectral_norm alone"
                     )
+                # Converge the estimate first, so baking changes the function only
+                # by the (now negligible) gap between estimate and exact norm.
+                if rescale:
+                    original = module.parametrizations[name].original  # type: ignore[index]
+                    last._update(original, _CONVERGE_STEPS)
                 parametrize.remove_parametrizations(module, name, leave_parametrized=True)
-                _rescale(module, name, last.target, last.mode, last.input_shape)
+                if rescale:
+                    _rescale(module, name, last.target, last.mode, last.input_shape)
     finally:
         for m, training in modes.items():
             m.training = training

@@ -1,0 +1,170 @@
+"""The trained-law file: one ``.safetensors`` with JSON metadata. Loading never unpickles.
+
+Metadata key ``"snmech"`` holds JSON with the format version, the law kind and
+architecture, the scalings and units, the certificate (scalar bound in Pa and,
+for potential laws, the Loewner matrix ``C_bar``), the training summary and
+the SHA-256 of the training data. :func:`load_law` rebuilds the law from that
+JSON and the weights, recomputes the certificate from the weights, and refuses
+a file whose stored certificate does not match.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch.nn.utils import parametrize
+
+from snmech.material.neural import LAW_KINDS, NeuralLaw, PotentialLaw
+
+FORMAT = "snmech-law/1"
+CERT_RTOL = 1e-9
+
+
+class ModelFileError(ValueError):
+    """A law file is missing, corrupt, or not an snmech law."""
+
+
+class CertificateMismatchError(ModelFileError):
+    """The certificate stored in a law file does not match its weights."""
+
+
+def certificate_of(law: NeuralLaw) -> dict[str, Any]:
+    """The certificate of an exported law, as stored in its file."""
+    cert: dict[str, Any] = {"lipschitz_bound_pa": law.lipschitz_bound(), "units": "Pa"}
+    if isinstance(law, PotentialLaw):
+        cert["loewner_bound_pa"] = law.loewner_bound().tolist()
+        cert["tangent"] = "symmetric positive semi-definite (gradient of a convex potential)"
+    else:
+        cert["tangent"] = "bounded, not necessarily symmetric"
+    return cert
+
+
+def save_law(
+    law: NeuralLaw,
+    path: str | Path,
+    *,
+    training: dict[str, Any] | None = None,
+    data_sha256: str | None = None,
+) -> Path:
+    """Export (finalize a copy of) ``law`` and write it with its certificate.
+
+    Args:
+        law: a trained law; it is not modified (a copy is exported).
+        path: destination, conventionally ``*.safetensors``.
+        training: JSON-serializable training summary.
+        data_sha256: hash of the training data (``StressStrainData.sha256()``).
+
+    Returns:
+        The path written.
+    """
+    exported = copy.deepcopy(law).cpu().eval()
+    exported.export()
+    assert not any(parametrize.is_parametrized(m) for m in exported.modules())
+    meta = {
+        "format": FORMAT,
+        "kind": exported.kind,
+        "architecture": exported.architecture(),
+        "units": {"strain": "1 (Mandel)", "stress": "Pa (Mandel)"},
+        "certificate": certificate_of(exported),
+        "training": training or {},
+        "data_sha256": data_sha256,
+        "dtype": str(next(exported.parameters()).dtype).removeprefix("torch."),
+    }
+    tensors = {k: v.detach().contiguous() for k, v in exported.state_dict().items()}
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    save_file(tensors, str(tmp), metadata={"snmech": json.dumps(meta)})
+    tmp.replace(p)  # never leave a half-written law file behind
+    return p
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata of a law file, validated for format."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"law file {p} does not exist")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt") as f:
+            raw = (f.metadata() or {}).get("snmech")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{p}: not a readable safetensors file ({exc})") from None
+    if raw is None:
+        raise ModelFileError(f"{p}: no snmech metadata; not an snmech law file")
+    try:
+        meta: dict[str, Any] = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{p}: corrupt metadata JSON ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{p}: format {meta.get('format')!r}, this snmech reads {FORMAT!r}")
+    if meta.get("kind") not in LAW_KINDS:
+        raise ModelFileError(f"{p}: unknown law kind {meta.get('kind')!r}")
+    return meta
+
+
+def load_law(
+    path: str | Path, *, device: str | torch.device = "cpu", verify: bool = True
+) -> NeuralLaw:
+    """Load a law file, recompute its certificate and check it against the stored one.
+
+    Args:
+        path: a file written by :func:`save_law`.
+        device: where to put the law.
+        verify: compare the recomputed certificate with the stored one.
+
+    Returns:
+        The law in eval mode, with plain (exported) weights.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelFileError: corrupt file, wrong format, weights that do not fit.
+        CertificateMismatchError: the weights do not give the stored certificate.
+    """
+    p = Path(path)
+    meta = read_metadata(p)
+    try:
+        tensors = load_file(str(p))
+    except (SafetensorError, OSError) as exc:
+        raise ModelFileError(f"{p}: cannot read the weights ({exc})") from None
+    cls = LAW_KINDS[meta["kind"]]
+    try:
+        law = cls(**meta["architecture"], normalized=False)
+        dtype = getattr(torch, meta.get("dtype", "float32"))
+        law = law.to(dtype)
+        law.load_state_dict(tensors, strict=True)
+    except (TypeError, RuntimeError, ValueError) as exc:
+        raise ModelFileError(f"{p}: weights do not match the stored architecture ({exc})") from None
+    if any(not torch.isfinite(t).all() for t in tensors.values()):
+        raise ModelFileError(f"{p}: weights contain NaN or inf")
+    law.eval()
+    if verify:
+        check_certificate(law, meta["certificate"], str(p))
+    return law.to(device)
+
+
+def check_certificate(law: NeuralLaw, stored: dict[str, Any], where: str) -> dict[str, Any]:
+    """Recompute the certificate of ``law``; raise if it differs from ``stored``."""
+    fresh = certificate_of(law)
+    a, b = float(stored["lipschitz_bound_pa"]), float(fresh["lipschitz_bound_pa"])
+    if not np.isclose(a, b, rtol=CERT_RTOL, atol=0.0):
+        raise CertificateMismatchError(
+            f"{where}: stored Lipschitz bound {a:.9e} Pa but the weights give {b:.9e} Pa"
+        )
+    if "loewner_bound_pa" in stored:
+        A, B = np.asarray(stored["loewner_bound_pa"]), np.asarray(fresh["loewner_bound_pa"])
+        if A.shape != B.shape or not np.allclose(
+            A, B, rtol=CERT_RTOL, atol=CERT_RTOL * np.abs(B).max()
+        ):
+            raise CertificateMismatchError(
+                f"{where}: stored Loewner bound does not match the weights"
+            )
+    return fresh

@@ -1,0 +1,319 @@
+r"""Neural constitutive laws with certified tangent bounds.
+
+Both laws map Mandel strain ``(n, size)`` to Mandel stress ``(n, size)`` in Pa.
+Internally they work on scaled quantities ``e = eps / s_eps`` and
+``sigma = s_sig * f(e)``, so the physical tangent is ``(s_sig / s_eps) df/de``;
+every bound below includes that factor.
+
+Note [Potential law]
+    :class:`PotentialLaw` is the gradient of a convex potential with one hidden
+    layer,
+
+    .. math::
+        \psi(e) = \tfrac12 e^T A e + \sum_j a_j \log\cosh(w_j^T e + b_j),
+        \qquad A = B B^T \succeq 0,\ a_j \ge 0,
+
+    so ``f(e) = A e + W^T (a * tanh(W e + b))`` (closed form, no autograd at run
+    time) and the tangent ``A + W^T diag(a * sech^2(W e + b)) W`` is symmetric
+    positive semi-definite with ``0 <= sech^2 <= 1``. Hence, in the Loewner
+    order, ``0 <= tangent(e) <= C_bar = A + W^T diag(a) W`` for every strain:
+    ``C_bar`` is the matrix certificate the stable time step uses, and
+    ``||C_bar||_2`` (an exact eigenvalue of a 6x6 matrix, float64) is the scalar
+    one. With ``lipschitz_max`` the output is scaled by
+    ``min(1, lipschitz_max / ||C_bar||)``, computed exactly at every step: the
+    cap holds during training, not only after export.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+from torch.func import jacrev, vmap
+
+from snmech.material.kinematics import Kinematics
+from snmech.spectral import finalize, lipschitz_bound, spectral_norm
+from snmech.spectral._norms import ROUNDING_RTOL
+
+ArrayOrTensor = npt.NDArray[np.float64] | torch.Tensor
+
+
+class NeuralLaw(nn.Module):
+    """Shared plumbing: scalings, numpy/torch I/O, autograd tangent, certificates."""
+
+    kind = "neural"
+
+    def __init__(
+        self, kinematics: Kinematics | str, strain_scale: float, stress_scale: float
+    ) -> None:
+        super().__init__()
+        if not (strain_scale > 0 and stress_scale > 0):
+            raise ValueError(f"scales must be > 0, got {strain_scale}, {stress_scale}")
+        self.kinematics = Kinematics.parse(kinematics)
+        self.strain_scale = float(strain_scale)
+        self.stress_scale = float(stress_scale)
+
+    @property
+    def modulus_scale(self) -> float:
+        """``s_sig / s_eps`` in Pa: converts a scaled tangent to a physical one."""
+        return self.stress_scale / self.strain_scale
+
+    def scaled_stress(self, e: torch.Tensor) -> torch.Tensor:
+        """Scaled stress ``f(e)`` for scaled strain ``e`` of shape ``(n, size)``."""
+        raise NotImplementedError
+
+    def forward(self, strain: torch.Tensor) -> torch.Tensor:
+        """Stress (Pa) for Mandel strain ``(n, size)`` as torch tensors."""
+        return self.stress_scale * self.scaled_stress(strain / self.strain_scale)
+
+    def _to_tensor(self, x: ArrayOrTensor) -> tuple[torch.Tensor, bool]:
+        ref = next(self.parameters())
+        is_numpy = not isinstance(x, torch.Tensor)
+        t = torch.as_tensor(np.asarray(x) if is_numpy else x)
+        if t.dim() != 2 or t.shape[1] != self.kinematics.size:
+            raise ValueError(
+                f"strain must have shape (n, {self.kinematics.size}) for "
+                f"{self.kinematics.value}, got {tuple(t.shape)}"
+            )
+        return t.to(device=ref.device, dtype=ref.dtype), is_numpy
+
+    def stress(self, strain: ArrayOrTensor) -> ArrayOrTensor:
+        """Stress (Pa) ``(n, size)`` for numpy or torch strain ``(n, size)``; same type back."""
+        t, is_numpy = self._to_tensor(strain)
+        if is_numpy:
+            with torch.no_grad():
+                return self(t).cpu().double().numpy()
+        return self(t)
+
+    def tangent(self, strain: ArrayOrTensor) -> ArrayOrTensor:
+        """``d stress / d strain`` (Pa) of shape ``(n, size, size)``, by autograd."""
+        t, is_numpy = self._to_tensor(strain)
+        jac = vmap(jacrev(lambda x: self(x[None])[0]))(t)
+        return jac.detach().cpu().double().numpy() if is_numpy else jac
+
+    def lipschitz_bound(self) -> float:
+        """Certified ``sup ||tangent||_2`` in Pa (float64, from the current weights)."""
+        raise NotImplementedError
+
+    def architecture(self) -> dict[str, Any]:
+        """Constructor arguments, as stored in a model file."""
+        return {
+            "kinematics": self.kinematics.value,
+            "strain_scale": self.strain_scale,
+            "stress_scale": self.stress_scale,
+        }
+
+    def export(self) -> NeuralLaw:
+        """Bake the spectral normalization into plain weights (in place; returns self).
+
+        The weights are baked exactly as the eval-mode law applies them, so the
+        exported law computes the same stresses; its certificate is recomputed
+        from those weights (it never relied on the training estimate).
+        """
+        finalize(self, rescale=False)
+        return self
+
+
+class PotentialLaw(NeuralLaw):
+    """Stress as the gradient of a convex potential (Note [Potential law]).
+
+    Args:
+        kinematics: 3D or plane strain.
+        strain_scale: typical strain magnitude (inputs are divided by it).
+        stress_scale: typical stress magnitude in Pa (outputs are multiplied by it).
+        hidden: number of hidden units.
+        lipschitz_max: optional cap (Pa) on the certified tangent norm, enforced exactly.
+        stress_free: subtract ``f(0)`` so zero strain gives zero stress.
+        normalized: register ``spectral_norm`` on the hidden layer (training);
+            ``False`` builds plain layers (used when loading an exported law).
+    """
+
+    kind = "potential"
+
+    def __init__(
+        self,
+        kinematics: Kinematics | str = Kinematics.THREE_D,
+        strain_scale: float = 1e-3,
+        stress_scale: float = 1e8,
+        *,
+        hidden: int = 64,
+        lipschitz_max: float | None = None,
+        stress_free: bool = True,
+        normalized: bool = True,
+    ) -> None:
+        super().__init__(kinematics, strain_scale, stress_scale)
+        if hidden < 1:
+            raise ValueError(f"hidden must be >= 1, got {hidden}")
+        if lipschitz_max is not None and not lipschitz_max > 0:
+            raise ValueError(f"lipschitz_max must be > 0 (Pa), got {lipschitz_max}")
+        k = self.kinematics.size
+        self.hidden = int(hidden)
+        self.lipschitz_max = None if lipschitz_max is None else float(lipschitz_max)
+        self.stress_free = bool(stress_free)
+        layer = nn.Linear(k, hidden)
+        with torch.no_grad():
+            layer.bias.uniform_(-0.5, 0.5)
+        self.layer = spectral_norm(layer) if normalized else layer
+        self.a_raw = nn.Parameter(torch.full((hidden,), -1.0))
+        self.B = nn.Parameter(torch.eye(k) * 0.5)
+
+    def architecture(self) -> dict[str, Any]:  # noqa: D102
+        return super().architecture() | {
+            "hidden": self.hidden,
+            "lipschitz_max": self.lipschitz_max,
+            "stress_free": self.stress_free,
+        }
+
+    def _parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        W = self.layer.weight
+        a = nn.functional.softplus(self.a_raw)
+        A = self.B @ self.B.T
+        return W, self.layer.bias, a, A
+
+    def scaled_loewner_bound(self) -> torch.Tensor:
+        """``C_bar = A + W^T diag(a) W`` in scaled units, before the cap (differentiable)."""
+        W, _, a, A = self._parts()
+        return A + (W.T * a) @ W
+
+    def _cap(self, c_bar: torch.Tensor) -> torch.Tensor:
+        if self.lipschitz_max is None:
+            return torch.ones((), dtype=c_bar.dtype, device=c_bar.device)
+        norm = torch.linalg.eigvalsh(c_bar)[-1] * self.modulus_scale
+        return torch.clamp(self.lipschitz_max / norm, max=1.0)
+
+    def scaled_stress(self, e: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        W, b, a, A = self._parts()
+        z = torch.tanh(e @ W.T + b)
+        if self.stress_free:
+            z = z - torch.tanh(b)
+        s = e @ A + (z * a) @ W
+        if self.lipschitz_max is not None:
+            s = s * self._cap(A + (W.T * a) @ W)
+        return s
+
+    def tangent(self, strain: ArrayOrTensor) -> ArrayOrTensor:
+        """Closed-form tangent ``A + W^T diag(a sech^2(W e + b)) W`` (Pa), ``(n, size, size)``."""
+        t, is_numpy = self._to_tensor(strain)
+        W, b, a, A = self._parts()
+        d = a / torch.cosh(t / self.strain_scale @ W.T + b) ** 2
+        C = A + torch.einsum("ji,nj,jk->nik", W, d, W)
+        C = C * (self.modulus_scale * self._cap(A + (W.T * a) @ W))
+        return C.detach().cpu().double().numpy() if is_numpy else C
+
+    def loewner_bound(self) -> npt.NDArray[np.float64]:
+        """Certified ``C_bar`` (Pa, float64) with ``0 <= tangent(eps) <= C_bar`` for all eps."""
+        with torch.no_grad():
+            W, _, a, A = (p.detach().double() for p in self._parts())
+            c_bar = A + (W.T * a) @ W
+            c_bar = 0.5 * (c_bar + c_bar.T) * (self.modulus_scale * self._cap(c_bar))
+            return c_bar.cpu().numpy() * (1.0 + ROUNDING_RTOL)
+
+    def lipschitz_bound(self) -> float:
+        """``||C_bar||_2`` in Pa: the tangent is PSD and below ``C_bar``, so its norm is too."""
+        return float(np.linalg.eigvalsh(self.loewner_bound())[-1]) * (1.0 + ROUNDING_RTOL)
+
+
+class DirectLaw(NeuralLaw):
+    """A spectrally normalized tanh MLP from strain to stress.
+
+    ``f(e) = g * MLP(e)`` with every layer normalized to norm 1 and a learned
+    gain ``g > 0``; its certified bound is ``g * prod ||W_i||`` (times the scale).
+    The tangent is bounded but in general not symmetric: see
+    :func:`tangent_asymmetry`; the time-step guarantee then covers the
+    symmetric part only.
+
+    Args:
+        kinematics: 3D or plane strain.
+        strain_scale: typical strain magnitude.
+        stress_scale: typical stress magnitude (Pa).
+        hidden: width of the hidden layers.
+        depth: number of hidden layers.
+        lipschitz_max: optional cap (Pa) on the certified bound, enforced exactly.
+        normalized: register ``spectral_norm`` (training) or build plain layers.
+    """
+
+    kind = "direct"
+
+    def __init__(
+        self,
+        kinematics: Kinematics | str = Kinematics.THREE_D,
+        strain_scale: float = 1e-3,
+        stress_scale: float = 1e8,
+        *,
+        hidden: int = 64,
+        depth: int = 2,
+        lipschitz_max: float | None = None,
+        normalized: bool = True,
+    ) -> None:
+        super().__init__(kinematics, strain_scale, stress_scale)
+        if hidden < 1 or depth < 1:
+            raise ValueError(f"need hidden >= 1 and depth >= 1, got {hidden}, {depth}")
+        if lipschitz_max is not None and not lipschitz_max > 0:
+            raise ValueError(f"lipschitz_max must be > 0 (Pa), got {lipschitz_max}")
+        k = self.kinematics.size
+        self.hidden, self.depth = int(hidden), int(depth)
+        self.lipschitz_max = None if lipschitz_max is None else float(lipschitz_max)
+        sizes = [k] + [hidden] * depth + [k]
+        layers: list[nn.Module] = []
+        for i, (m, n) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            lin = nn.Linear(m, n)
+            layers.append(spectral_norm(lin) if normalized else lin)
+            if i < depth:
+                layers.append(nn.Tanh())
+        self.net = nn.Sequential(*layers)
+        self.gain_raw = nn.Parameter(torch.tensor(math.log(math.e - 1) * 2.0))
+
+    def architecture(self) -> dict[str, Any]:  # noqa: D102
+        return super().architecture() | {
+            "hidden": self.hidden,
+            "depth": self.depth,
+            "lipschitz_max": self.lipschitz_max,
+        }
+
+    def gain(self) -> torch.Tensor:
+        """Output gain ``g``, capped so ``g * s_sig / s_eps <= lipschitz_max``."""
+        g = nn.functional.softplus(self.gain_raw)
+        if self.lipschitz_max is not None:
+            g = torch.clamp(g, max=self.lipschitz_max / self.modulus_scale)
+        return g
+
+    def scaled_stress(self, e: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.gain() * (self.net(e) - self.net(torch.zeros_like(e[:1])))
+
+    def export(self) -> NeuralLaw:
+        """Bake the weights as applied, then enforce ``lipschitz_max`` exactly.
+
+        If the exact bound exceeds the cap (the training estimate sat below the
+        exact norms), the last layer is shrunk to meet it.
+        """
+        super().export()
+        if self.lipschitz_max is not None:
+            excess = self.lipschitz_bound() / self.lipschitz_max
+            if excess > 1.0:
+                with torch.no_grad():
+                    last = self.net[-1]
+                    last.weight.div_(excess * (1 + 1e-6))
+        return self
+
+    def lipschitz_bound(self) -> float:
+        """``g * s_sig/s_eps * prod ||W_i||``, exact layer norms (certified)."""
+        with torch.no_grad():
+            product = lipschitz_bound(self.net).value
+            return (
+                float(self.gain().double()) * self.modulus_scale * product * (1.0 + ROUNDING_RTOL)
+            )
+
+
+def tangent_asymmetry(law: NeuralLaw, strain: ArrayOrTensor) -> float:
+    """Mean of ``||T - T^T|| / ||T||`` (Frobenius) over the given strains."""
+    T = np.asarray(law.tangent(np.asarray(strain)))
+    num = np.linalg.norm(T - T.transpose(0, 2, 1), axis=(1, 2))
+    den = np.linalg.norm(T, axis=(1, 2))
+    return float(np.mean(num / np.maximum(den, 1e-300)))
+
+
+LAW_KINDS: dict[str, type[NeuralLaw]] = {"potential": PotentialLaw, "direct": DirectLaw}
