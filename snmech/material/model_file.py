@@ -10,7 +10,6 @@ a file whose stored certificate does not match.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -64,8 +63,7 @@ def save_law(
     Returns:
         The path written.
     """
-    exported = copy.deepcopy(law).cpu().eval()
-    exported.export()
+    exported = law.exported_copy().cpu()
     assert not any(parametrize.is_parametrized(m) for m in exported.modules())
     meta = {
         "format": FORMAT,

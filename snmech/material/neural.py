@@ -107,6 +107,36 @@ class NeuralLaw(nn.Module):
             "stress_scale": self.stress_scale,
         }
 
+    def exported_copy(self) -> NeuralLaw:
+        """A new, plain-weight law computing what this law computes in eval mode.
+
+        (``copy.deepcopy`` of a parametrized module shares its generated class, so
+        removing the parametrization from a deep copy would break the original.)
+        """
+        from torch.nn.utils import parametrize
+
+        ref = next(self.parameters())
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                state: dict[str, torch.Tensor] = {}
+                for name, module in self.named_modules():
+                    if "parametrizations" in name.split("."):
+                        continue
+                    prefix = f"{name}." if name else ""
+                    for pname, p in module.named_parameters(recurse=False):
+                        state[prefix + pname] = p.detach().clone()
+                    if parametrize.is_parametrized(module):
+                        for tname in module.parametrizations:  # type: ignore[union-attr]
+                            state[prefix + tname] = getattr(module, tname).detach().clone()
+                new = type(self)(**self.architecture(), normalized=False)
+                new = new.to(device=ref.device, dtype=ref.dtype)
+                new.load_state_dict(state, strict=True)
+        finally:
+            self.train(was_training)
+        return new.eval().export()
+
     def export(self) -> NeuralLaw:
         """Bake the spectral normalization into plain weights (in place; returns self).
 
