@@ -193,7 +193,9 @@ def train_law(
         sched.load_state_dict(state["scheduler"])
         start, history = int(state["epoch"]), list(state["history"])
         best = (float(state["best_val"]), int(state["best_epoch"]), state["best_law"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
         log.info("resumed from %s at epoch %d", ckpt, start)
 
     n_tr = e_tr.shape[0]
@@ -251,6 +253,10 @@ def train_law(
         device=str(device),
         val_index=val_idx,
     )
+
+
+def _device_of(law: NeuralLaw) -> torch.device:
+    return next(law.parameters()).device
 
 
 def _save_checkpoint(
