@@ -8,8 +8,6 @@ import torch
 from torch import nn
 from torch.func import jvp, vjp
 
-from snmech.spectral._power import normalize
-
 
 def _per_sample_normalize(x: torch.Tensor, eps: float = 1e-30) -> torch.Tensor:
     norms = torch.linalg.vector_norm(x.flatten(1), dim=1).clamp_min(eps)
@@ -90,4 +88,4 @@ def lipschitz_lower_bound(
     return float(quotients.max())
 
 
-__all__ = ["lipschitz_lower_bound", "normalize"]
+__all__ = ["lipschitz_lower_bound"]
