@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_ruff_is_clean():
     proc = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "snmech", "tests", "benchmarks"],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -37,6 +37,7 @@ from torch.func import jacrev, vmap
 
 from snmech.material.kinematics import Kinematics
 from snmech.spectral import finalize, lipschitz_bound, spectral_norm
+from snmech.spectral._modes import eval_mode
 from snmech.spectral._norms import ROUNDING_RTOL
 
 ArrayOrTensor = npt.NDArray[np.float64] | torch.Tensor
@@ -48,11 +49,18 @@ class NeuralLaw(nn.Module):
     kind = "neural"
 
     def __init__(
-        self, kinematics: Kinematics | str, strain_scale: float, stress_scale: float
+        self,
+        kinematics: Kinematics | str,
+        strain_scale: float,
+        stress_scale: float,
+        lipschitz_max: float | None = None,
     ) -> None:
         super().__init__()
         if not (strain_scale > 0 and stress_scale > 0):
             raise ValueError(f"scales must be > 0, got {strain_scale}, {stress_scale}")
+        if lipschitz_max is not None and not lipschitz_max > 0:
+            raise ValueError(f"lipschitz_max must be > 0 (Pa), got {lipschitz_max}")
+        self.lipschitz_max = None if lipschitz_max is None else float(lipschitz_max)
         self.kinematics = Kinematics.parse(kinematics)
         self.strain_scale = float(strain_scale)
         self.stress_scale = float(stress_scale)
@@ -116,25 +124,20 @@ class NeuralLaw(nn.Module):
         from torch.nn.utils import parametrize
 
         ref = next(self.parameters())
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                state: dict[str, torch.Tensor] = {}
-                for name, module in self.named_modules():
-                    if "parametrizations" in name.split("."):
-                        continue
-                    prefix = f"{name}." if name else ""
-                    for pname, p in module.named_parameters(recurse=False):
-                        state[prefix + pname] = p.detach().clone()
-                    if parametrize.is_parametrized(module):
-                        for tname in module.parametrizations:  # type: ignore[union-attr]
-                            state[prefix + tname] = getattr(module, tname).detach().clone()
-                new = type(self)(**self.architecture(), normalized=False)
-                new = new.to(device=ref.device, dtype=ref.dtype)
-                new.load_state_dict(state, strict=True)
-        finally:
-            self.train(was_training)
+        with eval_mode(self), torch.no_grad():
+            state: dict[str, torch.Tensor] = {}
+            for name, module in self.named_modules():
+                if "parametrizations" in name.split("."):
+                    continue
+                prefix = f"{name}." if name else ""
+                for pname, p in module.named_parameters(recurse=False):
+                    state[prefix + pname] = p.detach().clone()
+                if parametrize.is_parametrized(module):
+                    for tname in module.parametrizations:  # type: ignore[union-attr]
+                        state[prefix + tname] = getattr(module, tname).detach().clone()
+        new = type(self)(**self.architecture(), normalized=False)
+        new = new.to(device=ref.device, dtype=ref.dtype)
+        new.load_state_dict(state, strict=True)
         return new.eval().export()
 
     def export(self) -> NeuralLaw:
@@ -175,14 +178,11 @@ class PotentialLaw(NeuralLaw):
         stress_free: bool = True,
         normalized: bool = True,
     ) -> None:
-        super().__init__(kinematics, strain_scale, stress_scale)
+        super().__init__(kinematics, strain_scale, stress_scale, lipschitz_max)
         if hidden < 1:
             raise ValueError(f"hidden must be >= 1, got {hidden}")
-        if lipschitz_max is not None and not lipschitz_max > 0:
-            raise ValueError(f"lipschitz_max must be > 0 (Pa), got {lipschitz_max}")
         k = self.kinematics.size
         self.hidden = int(hidden)
-        self.lipschitz_max = None if lipschitz_max is None else float(lipschitz_max)
         self.stress_free = bool(stress_free)
         layer = nn.Linear(k, hidden)
         with torch.no_grad():
@@ -279,14 +279,11 @@ class DirectLaw(NeuralLaw):
         lipschitz_max: float | None = None,
         normalized: bool = True,
     ) -> None:
-        super().__init__(kinematics, strain_scale, stress_scale)
+        super().__init__(kinematics, strain_scale, stress_scale, lipschitz_max)
         if hidden < 1 or depth < 1:
             raise ValueError(f"need hidden >= 1 and depth >= 1, got {hidden}, {depth}")
-        if lipschitz_max is not None and not lipschitz_max > 0:
-            raise ValueError(f"lipschitz_max must be > 0 (Pa), got {lipschitz_max}")
         k = self.kinematics.size
         self.hidden, self.depth = int(hidden), int(depth)
-        self.lipschitz_max = None if lipschitz_max is None else float(lipschitz_max)
         sizes = [k] + [hidden] * depth + [k]
         layers: list[nn.Module] = []
         for i, (m, n) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):

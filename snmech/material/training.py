@@ -127,8 +127,9 @@ def build_law(
     return law
 
 
-def _rel_rmse(pred: torch.Tensor, true: torch.Tensor) -> float:
-    return float(torch.sqrt(((pred - true) ** 2).mean() / (true**2).mean()))
+def relative_rmse(pred: np.ndarray | torch.Tensor, true: np.ndarray | torch.Tensor) -> float:
+    """``sqrt(mean |pred - true|^2 / mean |true|^2)`` for numpy arrays or torch tensors."""
+    return float(((pred - true) ** 2).mean() / (true**2).mean()) ** 0.5
 
 
 def train_law(
@@ -222,8 +223,8 @@ def train_law(
         sched.step()
         law.eval()
         with torch.no_grad():
-            tr = _rel_rmse(law.scaled_stress(e_tr), s_tr)
-            va = _rel_rmse(law.scaled_stress(e_va), s_va)
+            tr = relative_rmse(law.scaled_stress(e_tr), s_tr)
+            va = relative_rmse(law.scaled_stress(e_va), s_va)
         if not (math.isfinite(tr) and math.isfinite(va)):
             raise FloatingPointError(
                 f"training diverged at epoch {epoch + 1} (loss is NaN/inf); "

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from snmech.spectral._conv import ConvGeometry, conv_norm_bound
+from snmech.spectral._modes import eval_mode
 
 ROUNDING_RTOL = 1e-12
 
@@ -86,13 +87,9 @@ def operator_norm(
 
 
 def _weight_of(layer: nn.Module) -> torch.Tensor:
-    was_training = layer.training
-    layer.eval()  # a parametrized weight must not advance its power iteration here
-    try:
-        with torch.no_grad():
-            return layer.weight.detach().clone()
-    finally:
-        layer.train(was_training)
+    # eval: a parametrized weight must not advance its power iteration here
+    with eval_mode(layer), torch.no_grad():
+        return layer.weight.detach().clone()
 
 
 def _checked64(weight: torch.Tensor, what: str) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from snmech.spectral._activations import activation_constant
+from snmech.spectral._modes import eval_mode
 from snmech.spectral._norms import ROUNDING_RTOL, operator_norm
 
 Shape = tuple[int, ...]
@@ -87,16 +88,10 @@ def lipschitz_bound(model: nn.Module, input_shape: Shape | torch.Size | None = N
         ValueError: NaN/inf weights, a missing ``input_shape``, or BatchNorm
             without running statistics.
     """
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        with torch.no_grad():
-            shape = tuple(int(s) for s in input_shape) if input_shape is not None else None
-            factors: list[LayerFactor] = []
-            value, _ = _bound(model, "", shape, factors)
-    finally:
-        for m, training in modes.items():
-            m.training = training
+    shape = tuple(int(s) for s in input_shape) if input_shape is not None else None
+    factors: list[LayerFactor] = []
+    with eval_mode(model), torch.no_grad():
+        value, _ = _bound(model, "", shape, factors)
     return Certificate(
         value=value,
         factors=tuple(factors),

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from snmech.spectral._modes import eval_mode
 from snmech.spectral._norms import operator_norm
 from snmech.spectral.parametrizations import spectral_parametrizations
 
@@ -45,9 +46,7 @@ def finalize(model: nn.Module, *, rescale: bool = True) -> nn.Module:
     Raises:
         ValueError: a normalized weight is not finite.
     """
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
+    with eval_mode(model):
         for module in list(model.modules()):
             for name in _parametrized_names(module):
                 chain = spectral_parametrizations(module, name)
@@ -67,9 +66,6 @@ def finalize(model: nn.Module, *, rescale: bool = True) -> nn.Module:
                 parametrize.remove_parametrizations(module, name, leave_parametrized=True)
                 if rescale:
                     _rescale(module, name, last.target, last.mode, last.input_shape)
-    finally:
-        for m, training in modes.items():
-            m.training = training
     return model
 
 

@@ -104,10 +104,6 @@ class _SpectralNorm(nn.Module):
         self._u.copy_(u)
         self._v.copy_(v)
 
-    def sigma(self, weight: torch.Tensor) -> torch.Tensor:
-        """The current (differentiable) estimate ``<u, W v>`` of ``||W||``."""
-        return rayleigh_sigma(lambda x: self._apply_op(weight, x), self._u, self._v)
-
     def forward(self, weight: torch.Tensor) -> torch.Tensor:  # noqa: D102
         if self.training:
             self._update(weight, self.n_power_iterations)
