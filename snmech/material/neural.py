@@ -6,17 +6,25 @@ Internally they work on scaled quantities ``e = eps / s_eps`` and
 every bound below includes that factor.
 
 Note [Potential law]
-    :class:`PotentialLaw` is the gradient of a convex potential with one hidden
-    layer,
+    :class:`PotentialLaw` is the gradient of a convex potential made of ridge
+    units (one hidden layer) and radial units,
 
     .. math::
-        \psi(e) = \tfrac12 e^T A e + \sum_j a_j \log\cosh(w_j^T e + b_j),
-        \qquad A = B B^T \succeq 0,\ a_j \ge 0,
+        \psi(e) = \tfrac12 e^T A e + \sum_j a_j \log\cosh(w_j^T e + b_j)
+            + \sum_k c_k \log\cosh \|Q_k e\|,
+        \qquad A = B B^T \succeq 0,\ a_j \ge 0,\ c_k \ge 0.
 
-    so ``f(e) = A e + W^T (a * tanh(W e + b))`` (closed form, no autograd at run
-    time) and the tangent ``A + W^T diag(a * sech^2(W e + b)) W`` is symmetric
-    positive semi-definite with ``0 <= sech^2 <= 1``. Hence, in the Loewner
-    order, ``0 <= tangent(e) <= C_bar = A + W^T diag(a) W`` for every strain:
+    Ridge units bend the response along learned directions; radial units make
+    it depend on a learned norm of the strain (e.g. the deviatoric norm, as in
+    isotropic laws with softening shear). ``log cosh`` is convex and
+    non-decreasing on ``[0, inf)``, so every term is convex. The stress
+    ``f(e) = A e + W^T (a * tanh(W e + b)) + sum_k c_k tanh(r_k)/r_k Q_k^T Q_k e``
+    (``r_k = ||Q_k e||``) is closed form, no autograd at run time. The tangent is
+    ``A + W^T diag(a sech^2(W e + b)) W + sum_k c_k Q_k^T H_k Q_k`` with
+    ``H_k = sech^2(r) n n^T + tanh(r)/r (I - n n^T)``, ``n = Q_k e / r_k``: symmetric
+    positive semi-definite, and since ``sech^2 <= 1`` and ``tanh(r)/r <= 1``, in
+    the Loewner order ``0 <= tangent(e) <= C_bar = A + W^T diag(a) W +
+    sum_k c_k Q_k^T Q_k`` for every strain:
     ``C_bar`` is the matrix certificate the stable time step uses, and
     ``||C_bar||_2`` (an exact eigenvalue of a 6x6 matrix, float64) is the scalar
     one. With ``lipschitz_max`` the output is scaled by
@@ -151,6 +159,13 @@ class NeuralLaw(nn.Module):
         return self
 
 
+def _tanh_over_r(r2: torch.Tensor) -> torch.Tensor:
+    """``tanh(r) / r`` from ``r2 = r^2``: smooth in ``r2``, so gradients stay finite at 0."""
+    small = r2 < 1e-6
+    r = torch.sqrt(torch.where(small, torch.ones_like(r2), r2))
+    return torch.where(small, 1.0 - r2 / 3.0 + (2.0 / 15.0) * r2 * r2, torch.tanh(r) / r)
+
+
 class PotentialLaw(NeuralLaw):
     """Stress as the gradient of a convex potential (Note [Potential law]).
 
@@ -158,7 +173,8 @@ class PotentialLaw(NeuralLaw):
         kinematics: 3D or plane strain.
         strain_scale: typical strain magnitude (inputs are divided by it).
         stress_scale: typical stress magnitude in Pa (outputs are multiplied by it).
-        hidden: number of hidden units.
+        hidden: number of ridge units (the spectrally normalized hidden layer).
+        radial: number of radial units ``c_k log cosh ||Q_k e||``.
         lipschitz_max: optional cap (Pa) on the certified tangent norm, enforced exactly.
         stress_free: subtract ``f(0)`` so zero strain gives zero stress.
         normalized: register ``spectral_norm`` on the hidden layer (training);
@@ -174,6 +190,7 @@ class PotentialLaw(NeuralLaw):
         stress_scale: float = 1e8,
         *,
         hidden: int = 64,
+        radial: int = 4,
         lipschitz_max: float | None = None,
         stress_free: bool = True,
         normalized: bool = True,
@@ -181,8 +198,10 @@ class PotentialLaw(NeuralLaw):
         super().__init__(kinematics, strain_scale, stress_scale, lipschitz_max)
         if hidden < 1:
             raise ValueError(f"hidden must be >= 1, got {hidden}")
+        if radial < 0:
+            raise ValueError(f"radial must be >= 0, got {radial}")
         k = self.kinematics.size
-        self.hidden = int(hidden)
+        self.hidden, self.radial = int(hidden), int(radial)
         self.stress_free = bool(stress_free)
         layer = nn.Linear(k, hidden)
         with torch.no_grad():
@@ -190,24 +209,39 @@ class PotentialLaw(NeuralLaw):
         self.layer = spectral_norm(layer) if normalized else layer
         self.a_raw = nn.Parameter(torch.full((hidden,), -1.0))
         self.B = nn.Parameter(torch.eye(k) * 0.5)
+        self.Q = nn.Parameter(torch.randn(radial, k, k) * (0.5 / math.sqrt(k)))
+        self.c_raw = nn.Parameter(torch.full((radial,), -1.0))
 
     def architecture(self) -> dict[str, Any]:  # noqa: D102
         return super().architecture() | {
             "hidden": self.hidden,
+            "radial": self.radial,
             "lipschitz_max": self.lipschitz_max,
             "stress_free": self.stress_free,
         }
 
-    def _parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        W = self.layer.weight
-        a = nn.functional.softplus(self.a_raw)
-        A = self.B @ self.B.T
-        return W, self.layer.bias, a, A
+    def _parts(self) -> tuple[torch.Tensor, ...]:
+        """``W, b, a, A, Q, c`` as applied (positivity of ``a``, ``c`` and ``A`` built in)."""
+        softplus = nn.functional.softplus
+        return (
+            self.layer.weight,
+            self.layer.bias,
+            softplus(self.a_raw),
+            self.B @ self.B.T,
+            self.Q,
+            softplus(self.c_raw),
+        )
+
+    @staticmethod
+    def _c_bar(
+        W: torch.Tensor, a: torch.Tensor, A: torch.Tensor, Q: torch.Tensor, c: torch.Tensor
+    ) -> torch.Tensor:
+        return A + (W.T * a) @ W + torch.einsum("r,rji,rjk->ik", c, Q, Q)
 
     def scaled_loewner_bound(self) -> torch.Tensor:
-        """``C_bar = A + W^T diag(a) W`` in scaled units, before the cap (differentiable)."""
-        W, _, a, A = self._parts()
-        return A + (W.T * a) @ W
+        """``C_bar`` in scaled units, before the cap (differentiable)."""
+        W, _, a, A, Q, c = self._parts()
+        return self._c_bar(W, a, A, Q, c)
 
     def _cap(self, c_bar: torch.Tensor) -> torch.Tensor:
         if self.lipschitz_max is None:
@@ -216,29 +250,46 @@ class PotentialLaw(NeuralLaw):
         return torch.clamp(self.lipschitz_max / norm, max=1.0)
 
     def scaled_stress(self, e: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        W, b, a, A = self._parts()
-        z = torch.tanh(e @ W.T + b)
+        W, b, a, A, Q, c = self._parts()
+        h = torch.tanh(e @ W.T + b)
         if self.stress_free:
-            z = z - torch.tanh(b)
-        s = e @ A + (z * a) @ W
+            h = h - torch.tanh(b)
+        s = e @ A + (h * a) @ W
+        if self.radial:
+            Qf = Q.reshape(-1, Q.shape[-1])  # (R k, k): two matmuls instead of einsums
+            z = (e @ Qf.T).unflatten(1, Q.shape[:2])
+            g = c * _tanh_over_r((z * z).sum(dim=2))
+            s = s + (g[..., None] * z).flatten(1) @ Qf
         if self.lipschitz_max is not None:
-            s = s * self._cap(A + (W.T * a) @ W)
+            s = s * self._cap(self._c_bar(W, a, A, Q, c))
         return s
 
     def tangent(self, strain: ArrayOrTensor) -> ArrayOrTensor:
-        """Closed-form tangent ``A + W^T diag(a sech^2(W e + b)) W`` (Pa), ``(n, size, size)``."""
+        """Closed-form tangent (Pa), ``(n, size, size)`` (Note [Potential law])."""
         t, is_numpy = self._to_tensor(strain)
-        W, b, a, A = self._parts()
-        d = a / torch.cosh(t / self.strain_scale @ W.T + b) ** 2
+        W, b, a, A, Q, c = self._parts()
+        e = t / self.strain_scale
+        d = a / torch.cosh(e @ W.T + b) ** 2
         C = A + torch.einsum("ji,nj,jk->nik", W, d, W)
-        C = C * (self.modulus_scale * self._cap(A + (W.T * a) @ W))
+        if self.radial:
+            z = torch.einsum("nk,rjk->nrj", e, Q)
+            r2 = (z * z).sum(dim=2)
+            r = torch.sqrt(r2)
+            g = _tanh_over_r(r2)
+            n = z / torch.clamp(r, min=torch.finfo(r.dtype).tiny)[..., None]
+            eye = torch.eye(Q.shape[1], dtype=e.dtype, device=e.device)
+            H = g[..., None, None] * eye + (1 / torch.cosh(r) ** 2 - g)[..., None, None] * (
+                n[..., :, None] * n[..., None, :]
+            )
+            C = C + torch.einsum("r,rji,nrjl,rlk->nik", c, Q, H, Q)
+        C = C * (self.modulus_scale * self._cap(self._c_bar(W, a, A, Q, c)))
         return C.detach().cpu().double().numpy() if is_numpy else C
 
     def loewner_bound(self) -> npt.NDArray[np.float64]:
         """Certified ``C_bar`` (Pa, float64) with ``0 <= tangent(eps) <= C_bar`` for all eps."""
         with torch.no_grad():
-            W, _, a, A = (p.detach().double() for p in self._parts())
-            c_bar = A + (W.T * a) @ W
+            W, _, a, A, Q, c = (p.detach().double() for p in self._parts())
+            c_bar = self._c_bar(W, a, A, Q, c)
             c_bar = 0.5 * (c_bar + c_bar.T) * (self.modulus_scale * self._cap(c_bar))
             return c_bar.cpu().numpy() * (1.0 + ROUNDING_RTOL)
 
