@@ -1,5 +1,8 @@
-"""Mandel strain vectors in UFL (DESIGN.md: the Euclidean dot of two Mandel
-vectors is the double contraction of the tensors)."""
+"""Mandel strain vectors in UFL.
+
+The Euclidean dot of two Mandel vectors is the double contraction of the
+tensors (DESIGN.md), so ``sigma . eps(v)`` is the virtual work density.
+"""
 
 from __future__ import annotations
 

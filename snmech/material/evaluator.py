@@ -1,0 +1,103 @@
+"""Batched stress evaluation for a solver: one call per step for all points.
+
+A solver holds strains of every quadrature point in one float64 array and
+wants stresses back in another. :class:`MaterialEvaluator` does that round
+trip for any material of DESIGN.md's protocol: torch laws run under
+``no_grad`` in a chosen dtype and device (float32 and CUDA when present are
+the fast path), in chunks so a wide network on a big mesh does not blow the
+memory; other materials get numpy chunks. Output buffers are reused.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+
+class Material(Protocol):
+    """DESIGN.md's protocol: Mandel strain batch in, Mandel stress batch (Pa) out."""
+
+    def stress(self, strain: Any) -> Any:  # noqa: D102
+        ...
+
+    def lipschitz_bound(self) -> float:  # noqa: D102
+        ...
+
+
+class MaterialError(RuntimeError):
+    """The material returned something unusable (NaN/inf or the wrong shape)."""
+
+
+class MaterialEvaluator:
+    """Evaluate ``material.stress`` on ``(n, size)`` float64 strains into a preallocated array.
+
+    Args:
+        material: a reference law (numpy) or a ``torch.nn.Module`` law such as
+            :class:`~snmech.material.PotentialLaw`.
+        size: Mandel size (6 in 3D, 3 in plane strain).
+        device: torch device for torch laws; ``None``/``"auto"``: CUDA when present.
+        dtype: torch dtype for torch laws (float32 is the fast path; float64
+            reproduces the law bit-for-bit across runs and ranks).
+        chunk_size: points per call, bounding the memory of wide networks.
+    """
+
+    def __init__(
+        self,
+        material: Material,
+        size: int,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+        chunk_size: int = 262_144,
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.material, self.size, self.chunk_size = material, int(size), int(chunk_size)
+        self.is_torch = isinstance(material, torch.nn.Module)
+        if self.is_torch:
+            if device is None or device == "auto":
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            self.device, self.dtype = torch.device(device), dtype
+            # A private plain-weight copy in the evaluation dtype/device: the user's
+            # law is left as it is.
+            copy_fn = getattr(material, "exported_copy", None)
+            law = copy_fn() if callable(copy_fn) else copy.deepcopy(material)
+            law = law.to(device=self.device, dtype=dtype).eval()
+            for p in law.parameters():
+                p.requires_grad_(False)
+            self.law = law
+        law_size = getattr(getattr(material, "kinematics", None), "size", self.size)
+        if law_size != self.size:
+            raise ValueError(
+                f"material works on Mandel vectors of size {law_size}, the mesh needs {self.size}"
+            )
+
+    def __call__(
+        self, strain: npt.NDArray[np.float64], out: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """Write the stress (Pa) for ``strain`` ``(n, size)`` into ``out`` ``(n, size)``."""
+        if strain.shape != out.shape or strain.ndim != 2 or strain.shape[1] != self.size:
+            raise ValueError(
+                f"need matching (n, {self.size}) arrays, got {strain.shape}, {out.shape}"
+            )
+        n, step = strain.shape[0], self.chunk_size
+        if self.is_torch:
+            with torch.no_grad():
+                for i in range(0, n, step):
+                    e = torch.from_numpy(strain[i : i + step]).to(self.device, self.dtype)
+                    s = self.law(e)
+                    out[i : i + step] = s.to("cpu", torch.float64).numpy()
+        else:
+            for i in range(0, n, step):
+                s = np.asarray(self.material.stress(strain[i : i + step]), dtype=np.float64)
+                if s.shape != (min(step, n - i), self.size):
+                    raise MaterialError(
+                        f"material returned stress of shape {s.shape} for strain of shape "
+                        f"{strain[i : i + step].shape}"
+                    )
+                out[i : i + step] = s
+        return out
