@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=400)
     parser.add_argument("--n", type=int, default=4096)
-    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=None, help="default: each law's own")
     args = parser.parse_args()
     device = torch.device(args.device)
     ref = SaturatingElastic(210e9, 0.3)

@@ -126,7 +126,9 @@ def data_generate(
     "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
 )
 @click.option("--epochs", type=int, default=400, show_default=True)
-@click.option("--hidden", type=int, default=64, show_default=True)
+@click.option(
+    "--hidden", type=int, default=None, help="Hidden width [default: 16 potential, 64 direct]."
+)
 @click.option("--lr", type=float, default=3e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--stress-unit", default=None, help="unit of a file that does not declare one")
@@ -150,7 +152,7 @@ def train(
     lipschitz_max: float | None,
     device: str,
     epochs: int,
-    hidden: int,
+    hidden: int | None,
     lr: float,
     seed: int,
     stress_unit: str | None,
@@ -207,6 +209,128 @@ def certify(law_file: str) -> None:
         click.echo("  Loewner bound C_bar (Pa):")
         for row in meta["certificate"]["loewner_bound_pa"]:
             click.echo("    " + "  ".join(f"{v:11.4e}" for v in row))
+
+
+def _fem() -> None:
+    try:
+        import snmech.fem  # noqa: F401
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the FEM stack is not available ({exc}); install it with pip install 'snmech[fem]'"
+        ) from exc
+
+
+@cli.command()
+@click.argument("case_file", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="output directory")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def simulate(case_file: str, out: str | None, no_progress: bool) -> None:
+    """Run an explicit-dynamics case file (TOML): mesh, material, loads, output."""
+    _fem()
+    from mpi4py import MPI
+
+    from snmech.fem.case import CaseError, run_case
+    from snmech.fem.solver import SimulationError, UnsafeTimeStepError
+    from snmech.material import ModelFileError
+
+    try:
+        solver, result = run_case(case_file, output_dir=out, progress=not no_progress)
+    except (CaseError, SimulationError, UnsafeTimeStepError, ModelFileError, KeyError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if MPI.COMM_WORLD.rank != 0:
+        return
+    ts = result.time_step
+    per_step = sum(v for k, v in result.timings.items() if k != "output")
+    click.echo(
+        f"{case_file}: {result.steps} steps to t = {result.time:.4g} s on "
+        f"{MPI.COMM_WORLD.size} rank(s), {solver.V.dofmap.index_map.size_global * solver.gdim} "
+        f"dofs, {result.wall_time:.1f} s ({per_step * 1e3:.2f} ms/step)"
+    )
+    if ts is not None:
+        click.echo(
+            f"  dt = {result.dt:.4e} s (certified {ts.dt:.4e} s, {ts.method}, {ts.bound} bound "
+            f"{ts.lipschitz:.4e} Pa)"
+        )
+    err = float(abs(result.energy[:, 7]).max()) if len(result.energy) else float("nan")
+    click.echo(f"  max energy balance error {err:.2e}")
+    for name, values in result.probes.items():
+        if name != "time":
+            peak = values[abs(values).max(axis=1).argmax()]
+            click.echo(f"  probe {name}: peak displacement {peak} m")
+    for kind, path in result.files.items():
+        click.echo(f"  {kind}: {path}")
+
+
+@cli.command()
+@click.option("--mesh", "mesh_file", type=click.Path(dir_okay=False), required=True)
+@click.option("--law", "law_file", default=None, help="law.safetensors (neural law)")
+@click.option("--reference", default=None, help="or a reference law: linear or saturating")
+@click.option("--E", "E", type=float, default=210e9, show_default=True, help="reference law, Pa")
+@click.option("--nu", type=float, default=0.3, show_default=True, help="reference law")
+@click.option("--density", type=float, required=True, help="kg/m^3")
+@click.option("--degree", type=int, default=1, show_default=True)
+@click.option("--safety", type=float, default=0.9, show_default=True)
+@click.option(
+    "--methods", default="element,global,courant", show_default=True, help="comma separated"
+)
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def timestep(
+    mesh_file: str,
+    law_file: str | None,
+    reference: str | None,
+    E: float,
+    nu: float,
+    density: float,
+    degree: int,
+    safety: float,
+    methods: str,
+    as_json: bool,
+) -> None:
+    """Stable time step of a mesh and a law: certified (element) and estimates."""
+    _fem()
+    import json
+
+    from mpi4py import MPI
+
+    from snmech.fem.meshes import read_mesh
+    from snmech.fem.timestep import format_reports, stable_time_step
+    from snmech.material import ModelFileError, load_law, reference_law
+
+    try:
+        tagged = read_mesh(mesh_file)
+        kin = "3d" if tagged.mesh.geometry.dim == 3 else "plane_strain"
+        if (law_file is None) == (reference is None):
+            raise click.UsageError("give exactly one of --law FILE and --reference NAME")
+        law = (
+            load_law(law_file)
+            if law_file is not None
+            else reference_law(reference, E=E, nu=nu, kinematics=kin)  # type: ignore[arg-type]
+        )
+        reports = [
+            stable_time_step(
+                tagged.mesh, density, law, method=m.strip(), safety=safety, degree=degree
+            )
+            for m in methods.split(",")
+        ]
+    except (ModelFileError, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if MPI.COMM_WORLD.rank != 0:
+        return
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in reports], indent=2))
+        return
+    element = next((r for r in reports if r.method == "element"), reports[0])
+    click.echo(
+        f"{mesh_file}: {element.num_cells} cells, {element.num_dofs} dofs (P{degree}); "
+        f"{element.bound} bound {element.lipschitz:.4e} Pa; density {density:g} kg/m^3"
+    )
+    if element.critical_cell is not None:
+        mid = ", ".join(f"{c:.4g}" for c in element.critical_midpoint or ())
+        click.echo(
+            f"  critical cell {element.critical_cell} at ({mid}) m, "
+            f"omega^2 = {element.critical_factor:.4e} 1/s^2"
+        )
+    click.echo(format_reports(reports))
 
 
 def main() -> None:

@@ -15,6 +15,55 @@ except ImportError:  # dolfinx installed another way (conda, spack, source)
 
 import dolfinx  # noqa: F401  (fail here, clearly, if there is no dolfinx at all)
 
+from snmech.fem.boundary import (
+    Clamp,
+    Gravity,
+    MovingLoad,
+    PrescribedDisplacement,
+    PrescribedVelocity,
+    Traction,
+)
+from snmech.fem.mass import lumped_mass
+from snmech.fem.meshes import (
+    TaggedMesh,
+    beam_mesh,
+    bridge_mesh,
+    check_mesh,
+    distort,
+    read_mesh,
+    write_mesh,
+)
+from snmech.fem.solver import (
+    ExplicitSolver,
+    SimulationError,
+    SimulationResult,
+    UnsafeTimeStepError,
+)
 from snmech.fem.static import CantileverCheck, cantilever_check, solve_linear_elastic
+from snmech.fem.timestep import TimeStepReport, stable_time_step
 
-__all__ = ["CantileverCheck", "cantilever_check", "solve_linear_elastic"]
+__all__ = [
+    "CantileverCheck",
+    "Clamp",
+    "ExplicitSolver",
+    "Gravity",
+    "MovingLoad",
+    "PrescribedDisplacement",
+    "PrescribedVelocity",
+    "SimulationError",
+    "SimulationResult",
+    "TaggedMesh",
+    "TimeStepReport",
+    "Traction",
+    "UnsafeTimeStepError",
+    "beam_mesh",
+    "bridge_mesh",
+    "cantilever_check",
+    "check_mesh",
+    "distort",
+    "lumped_mass",
+    "read_mesh",
+    "solve_linear_elastic",
+    "stable_time_step",
+    "write_mesh",
+]

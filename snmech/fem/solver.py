@@ -31,6 +31,7 @@ Note [Quadrature bridge]
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +47,7 @@ import ufl
 from dolfinx import fem, la, mesh
 from mpi4py import MPI
 
+from snmech.fem._element import default_quadrature_degree
 from snmech.fem._mandel import kinematics_of, mandel_strain
 from snmech.fem.boundary import (
     Clamp,
@@ -133,11 +135,14 @@ class SimulationResult:
         }
 
 
-def _default_quadrature_degree(domain: mesh.Mesh, degree: int) -> int:
-    simplex = domain.topology.cell_type in (mesh.CellType.triangle, mesh.CellType.tetrahedron)
-    # Simplices: exact for a constant tangent (strain is degree - 1); tensor-product
-    # cells: full Gauss integration of the Q_k strain.
-    return 2 * (degree - 1) if simplex else 2 * degree
+def _limit_torch_threads(comm: MPI.Comm) -> None:
+    """Share the node's cores among the ranks on it: oversubscribed torch threads spin."""
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    local_ranks = node.size
+    node.Free()
+    share = max(1, (os.cpu_count() or 1) // local_ranks)
+    if torch.get_num_threads() > share:
+        torch.set_num_threads(share)
 
 
 def _certificate(material: Material) -> Any:
@@ -206,7 +211,7 @@ class ExplicitSolver:
         probes: Mapping[str, Sequence[float]] | None = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
-        chunk_size: int = 262_144,
+        chunk_size: int = 8192,
         ufl_stress: bool | None = None,
         energy_tolerance: float = 0.05,
     ) -> None:
@@ -229,9 +234,16 @@ class ExplicitSolver:
         bs = self.V.dofmap.index_map_bs
         self.n_owned = self.V.dofmap.index_map.size_local * bs
 
+        q = (
+            default_quadrature_degree(msh.topology.cell_type, degree)
+            if quadrature_degree is None
+            else quadrature_degree
+        )
+        _limit_torch_threads(self.comm)
+
         # --- time step: certified by default, refused above it unless forced
         self.time_step = stable_time_step(
-            self.V, self.density, _certificate(material), safety=safety
+            self.V, self.density, _certificate(material), safety=safety, quadrature_degree=q
         )
         if dt is None:
             dt = self.time_step.dt
@@ -247,11 +259,6 @@ class ExplicitSolver:
 
         # --- internal force: quadrature bridge, or UFL stress for linear elasticity
         v_test = ufl.TestFunction(self.V)
-        q = (
-            _default_quadrature_degree(msh, degree)
-            if quadrature_degree is None
-            else quadrature_degree
-        )
         dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": q})
         k = self.kinematics.size
         if ufl_stress is None:
@@ -265,11 +272,20 @@ class ExplicitSolver:
         else:
             qe = basix.ufl.quadrature_element(msh.basix_cell(), value_shape=(k,), degree=q)
             Q = fem.functionspace(msh, qe)
-            self.strain_q = fem.Function(Q, name="strain")
             self.stress_q = fem.Function(Q, name="stress")
             self._strain_expr = fem.Expression(
                 mandel_strain(self.u), Q.element.interpolation_points
             )
+            tdim = msh.topology.dim
+            cmap = msh.topology.index_map(tdim)
+            self._cells = np.arange(cmap.size_local + cmap.num_ghosts, dtype=np.int32)
+            n_points = len(self.stress_q.x.array) // k
+            self._strain = np.zeros((len(self._cells), n_points // len(self._cells), k))
+            self._stress = np.zeros((n_points, k))
+            # Expression.eval writes cell by cell; the quadrature space numbers its
+            # points the same way unless reordered (then map through its dofmap).
+            order = Q.dofmap.list.ravel()
+            self._q_order = None if np.array_equal(order, np.arange(n_points)) else order
             self._evaluator = MaterialEvaluator(
                 material, k, device=device, dtype=dtype, chunk_size=chunk_size
             )
@@ -409,12 +425,14 @@ class ExplicitSolver:
     def _compute_internal_force(self) -> None:
         t0 = time.perf_counter()
         if not self.ufl_stress:
-            self.strain_q.interpolate(self._strain_expr)
+            self._strain_expr.eval(self.mesh, self._cells, values=self._strain)
             t1 = time.perf_counter()
-            n, k = len(self.strain_q.x.array) // self.kinematics.size, self.kinematics.size
-            self._evaluator(
-                self.strain_q.x.array.reshape(n, k), self.stress_q.x.array.reshape(n, k)
-            )
+            k = self.kinematics.size
+            stress_q = self.stress_q.x.array.reshape(-1, k)
+            if self._q_order is None:
+                self._evaluator(self._strain.reshape(-1, k), stress_q)
+            else:
+                stress_q[self._q_order] = self._evaluator(self._strain.reshape(-1, k), self._stress)
             t2 = time.perf_counter()
             self.timings.strain += t1 - t0
             self.timings.material += t2 - t1

@@ -52,7 +52,7 @@ class MaterialEvaluator:
         *,
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
-        chunk_size: int = 262_144,
+        chunk_size: int = 8192,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -67,6 +67,8 @@ class MaterialEvaluator:
             copy_fn = getattr(material, "exported_copy", None)
             law = copy_fn() if callable(copy_fn) else copy.deepcopy(material)
             law = law.to(device=self.device, dtype=dtype).eval()
+            fused = getattr(law, "inference_kernel", None)
+            self.forward = fused(dtype, self.device) if callable(fused) else law
             for p in law.parameters():
                 p.requires_grad_(False)
             self.law = law
@@ -89,7 +91,7 @@ class MaterialEvaluator:
             with torch.no_grad():
                 for i in range(0, n, step):
                     e = torch.from_numpy(strain[i : i + step]).to(self.device, self.dtype)
-                    s = self.law(e)
+                    s = self.forward(e)
                     out[i : i + step] = s.to("cpu", torch.float64).numpy()
         else:
             for i in range(0, n, step):

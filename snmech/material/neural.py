@@ -35,6 +35,7 @@ Note [Potential law]
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -189,7 +190,7 @@ class PotentialLaw(NeuralLaw):
         strain_scale: float = 1e-3,
         stress_scale: float = 1e8,
         *,
-        hidden: int = 64,
+        hidden: int = 16,
         radial: int = 4,
         lipschitz_max: float | None = None,
         stress_free: bool = True,
@@ -284,6 +285,50 @@ class PotentialLaw(NeuralLaw):
             C = C + torch.einsum("r,rji,nrjl,rlk->nik", c, Q, H, Q)
         C = C * (self.modulus_scale * self._cap(self._c_bar(W, a, A, Q, c)))
         return C.detach().cpu().double().numpy() if is_numpy else C
+
+    def inference_kernel(
+        self, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A fused, no-grad ``strain -> stress`` (Pa) for solvers.
+
+        Scalings, the cap and ``f(0)`` are folded into the weights once; every
+        intermediate is contiguous (strided elementwise ops are not vectorized),
+        and the per-unit sums of the radial units are matmuls with a 0/1 block
+        matrix. Computes what :meth:`forward` computes (to rounding) for the
+        current weights; build a new kernel after training.
+        """
+        with torch.no_grad():
+            W, b, a, A, Q, c = (p.detach().double() for p in self._parts())
+            k, R = Q.shape[-1], Q.shape[0]
+            out_scale = self.stress_scale * self._cap(self._c_bar(W, a, A, Q, c))
+            Qf = Q.reshape(-1, k)
+            blocks = torch.kron(torch.eye(R, dtype=Q.dtype), torch.ones(k, 1, dtype=Q.dtype))
+            tensors = {
+                "W_in": W.T / self.strain_scale,
+                "b": b,
+                "W_out": W * a[:, None] * out_scale,
+                "A_out": A * (out_scale / self.strain_scale),
+                "Q_in": Qf.T / self.strain_scale,
+                "Q_out": Qf * out_scale,
+                "sum": blocks,  # (R k, R): sums squares per radial unit
+                "spread": blocks.T * c[:, None],  # (R, R k): c_k g_k back onto components
+                "shift": (torch.tanh(b) * a) @ W * out_scale
+                if self.stress_free
+                else torch.zeros(k, dtype=W.dtype),
+            }
+            t = {n: v.to(device=device, dtype=dtype).contiguous() for n, v in tensors.items()}
+
+        def kernel(strain: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                h = torch.addmm(t["b"], strain, t["W_in"]).tanh_()
+                out = torch.addmm(strain @ t["A_out"], h, t["W_out"]).sub_(t["shift"])
+                if R:
+                    z = strain @ t["Q_in"]  # (n, R k)
+                    g = _tanh_over_r((z * z) @ t["sum"])  # (n, R)
+                    out.addmm_(z.mul_(g @ t["spread"]), t["Q_out"])
+                return out
+
+        return kernel
 
     def loewner_bound(self) -> npt.NDArray[np.float64]:
         """Certified ``C_bar`` (Pa, float64) with ``0 <= tangent(eps) <= C_bar`` for all eps."""

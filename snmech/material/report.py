@@ -22,7 +22,7 @@ def train_and_report(
     out: Path,
     *,
     kind: str = "potential",
-    hidden: int = 64,
+    hidden: int | None = None,
     lipschitz_max: float | None = None,
     config: TrainingConfig | None = None,
     checkpoint: Path | None = None,

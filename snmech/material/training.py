@@ -104,7 +104,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_law(
-    kind: str, data: StressStrainData, *, hidden: int = 64, lipschitz_max: float | None = None
+    kind: str,
+    data: StressStrainData,
+    *,
+    hidden: int | None = None,
+    lipschitz_max: float | None = None,
 ) -> NeuralLaw:
     """A fresh law of ``kind`` with scalings (and, for potentials, ``A``) fitted to ``data``."""
     if kind not in LAW_KINDS:
@@ -113,8 +117,9 @@ def build_law(
     stress_scale = float(np.sqrt(np.mean(data.stress**2)))
     if strain_scale == 0 or stress_scale == 0:
         raise ValueError(f"{data.source}: all strains or all stresses are zero")
+    width = {} if hidden is None else {"hidden": hidden}
     law = LAW_KINDS[kind](
-        data.kinematics, strain_scale, stress_scale, hidden=hidden, lipschitz_max=lipschitz_max
+        data.kinematics, strain_scale, stress_scale, lipschitz_max=lipschitz_max, **width
     )
     if isinstance(law, PotentialLaw):
         # Start A at half the best linear fit (PSD part): the network adds the rest.
@@ -136,7 +141,7 @@ def train_law(
     data: StressStrainData,
     *,
     kind: str = "potential",
-    hidden: int = 64,
+    hidden: int | None = None,
     lipschitz_max: float | None = None,
     config: TrainingConfig | None = None,
     checkpoint: str | Path | None = None,
@@ -148,7 +153,7 @@ def train_law(
     Args:
         data: training data (split internally into train/validation by ``config.seed``).
         kind: ``"potential"`` (default) or ``"direct"``.
-        hidden: hidden width.
+        hidden: hidden width (default: the law's own, 16 ridge units for a potential).
         lipschitz_max: optional certified cap on the tangent norm (Pa).
         config: hyper-parameters, device and seed.
         checkpoint: file to write every ``config.checkpoint_every`` epochs.

@@ -1,0 +1,321 @@
+"""Simulation case files (TOML): mesh, material, loads, time, output -> a solver run.
+
+A case is plain data; :func:`load_case` validates it (every error names the
+table and key) and :func:`run_case` builds the :class:`ExplicitSolver` and runs
+it. Relative paths are relative to the case file. Example::
+
+    [mesh]
+    generator = "bridge"          # or file = "meshes/bridge_coarse.xdmf"
+    size = "coarse"               # generator options: size, dim, cell, span, ...
+
+    [material]
+    law = "law.safetensors"       # or reference = "linear", E = 210e9, nu = 0.3
+    density = 7850.0              # kg/m^3
+
+    [time]
+    end = 0.5                     # s
+    safety = 0.9                  # dt = safety * certified critical step
+    damping = 0.0                 # 1/s, mass proportional
+
+    [[bc]]
+    type = "clamp"                # clamp | displacement | velocity
+    where = "support_left"
+    [[bc]]
+    type = "clamp"
+    where = "support_right"
+    components = [1, 2]           # a roller
+
+    [[load]]
+    type = "moving"               # moving | traction | gravity
+    where = "deck"
+    force = [0.0, 0.0, -2.0e5]    # N
+    speed = 20.0                  # m/s
+    length = 2.0                  # m
+    start = -2.0                  # m
+
+    [probes]
+    midspan = [10.0, 0.0, 0.0]
+
+    [output]
+    directory = "results/bridge"
+    interval = 0.005              # s
+    format = "vtx"                # vtx | xdmf
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+from snmech.fem.boundary import (
+    Clamp,
+    Dirichlet,
+    Gravity,
+    Load,
+    MovingLoad,
+    PrescribedDisplacement,
+    PrescribedVelocity,
+    Traction,
+)
+from snmech.fem.meshes import TaggedMesh, beam_mesh, bridge_mesh, read_mesh
+from snmech.fem.solver import ExplicitSolver, SimulationResult
+
+
+class CaseError(ValueError):
+    """A case file that cannot be run; the message names the table and key."""
+
+
+_TABLES = {"mesh", "material", "time", "bc", "load", "initial", "probes", "output"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validated case file: raw tables plus the file's directory for relative paths."""
+
+    path: Path
+    data: Mapping[str, Any]
+
+    def resolve(self, p: str) -> Path:
+        """A path from the case file, relative to the case file's directory."""
+        q = Path(p)
+        return q if q.is_absolute() else self.path.parent / q
+
+
+def load_case(path: str | Path) -> Case:
+    """Read and check a TOML case file.
+
+    Raises:
+        CaseError: unreadable TOML, unknown tables, missing required keys.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise CaseError(f"{p}: no such case file")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError(f"{p}: not valid TOML: {exc}") from None
+    unknown = set(data) - _TABLES
+    if unknown:
+        raise CaseError(f"{p}: unknown table(s) {sorted(unknown)}; known: {sorted(_TABLES)}")
+    for table in ("mesh", "material", "time"):
+        if table not in data:
+            raise CaseError(f"{p}: missing the [{table}] table")
+    if "density" not in data["material"]:
+        raise CaseError(f"{p}: [material] needs density (kg/m^3)")
+    if "end" not in data["time"]:
+        raise CaseError(f"{p}: [time] needs end (s)")
+    return Case(p, data)
+
+
+def _number(table: str, key: str, value: Any, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise CaseError(f"[{table}] {key} must be a finite number, got {value!r}")
+    if positive and not value > 0:
+        raise CaseError(f"[{table}] {key} must be > 0, got {value!r}")
+    return float(value)
+
+
+def build_mesh(case: Case, comm: MPI.Comm = MPI.COMM_WORLD) -> TaggedMesh:
+    """The case's mesh: a file (XDMF + tags, or Gmsh .msh) or a named generator."""
+    spec = dict(case.data["mesh"])
+    if "file" in spec:
+        return read_mesh(case.resolve(spec["file"]), comm=comm)
+    generators: dict[str, Callable[..., TaggedMesh]] = {"beam": beam_mesh, "bridge": bridge_mesh}
+    name = spec.pop("generator", None)
+    spec.pop("degree", None)
+    if name not in generators:
+        raise CaseError(f"[mesh] needs file = PATH or generator = one of {sorted(generators)}")
+    if "n" in spec and isinstance(spec["n"], list):
+        spec["n"] = tuple(spec["n"])
+    try:
+        return generators[name](comm=comm, **spec)
+    except TypeError as exc:
+        raise CaseError(f"[mesh] bad option for generator {name!r}: {exc}") from None
+
+
+def build_material(case: Case, kinematics: str) -> Any:
+    """A law from a ``.safetensors`` file (certificate re-checked) or a reference law."""
+    from snmech.material import load_law, reference_law
+
+    spec = case.data["material"]
+    if "law" in spec:
+        law = load_law(case.resolve(spec["law"]))
+        if law.kinematics.value != kinematics:
+            raise CaseError(
+                f"[material] law {spec['law']} is for {law.kinematics.value} strain, "
+                f"the mesh needs {kinematics}"
+            )
+        return law
+    if "reference" in spec:
+        E = _number("material", "E", spec.get("E", 210e9), positive=True)
+        nu = _number("material", "nu", spec.get("nu", 0.3))
+        return reference_law(spec["reference"], E=E, nu=nu, kinematics=kinematics)
+    raise CaseError("[material] needs law = FILE or reference = NAME")
+
+
+def _amplitude(table: str, spec: Mapping[str, Any]) -> Callable[[float], float]:
+    """Time function: linear ramp over ``ramp`` s from ``start`` s, off after ``duration`` s."""
+    ramp = _number(table, "ramp", spec.get("ramp", 0.0))
+    start = _number(table, "start_time", spec.get("start_time", 0.0))
+    duration = spec.get("duration")
+    stop = math.inf if duration is None else start + _number(table, "duration", duration, True)
+
+    def amplitude(t: float) -> float:
+        if t < start or t > stop:
+            return 0.0
+        return 1.0 if ramp <= 0 else min(1.0, (t - start) / ramp)
+
+    return amplitude
+
+
+def _vector(table: str, key: str, value: Any, gdim: int) -> list[float]:
+    if not isinstance(value, list) or len(value) != gdim:
+        raise CaseError(f"[{table}] {key} must be a list of {gdim} numbers, got {value!r}")
+    return [_number(table, key, v) for v in value]
+
+
+def _where(table: str, spec: Mapping[str, Any]) -> str:
+    if "where" not in spec or not isinstance(spec["where"], str):
+        raise CaseError(f"[{table}] needs where = TAG NAME")
+    return spec["where"]
+
+
+def build_conditions(case: Case, gdim: int) -> tuple[list[Dirichlet], list[Load]]:
+    """The case's boundary conditions and loads."""
+    bcs: list[Dirichlet] = []
+    for i, spec in enumerate(case.data.get("bc", [])):
+        table = f"bc {i + 1}"
+        kind = spec.get("type")
+        comps = spec.get("components")
+        comps = None if comps is None else tuple(int(c) for c in comps)
+        where = _where(table, spec)
+        if kind == "clamp":
+            bcs.append(Clamp(where, comps))
+        elif kind in ("displacement", "velocity"):
+            n = gdim if comps is None else len(comps)
+            value = np.asarray(_vector(table, "value", spec.get("value"), n))
+            amp = _amplitude(table, spec)
+            cls = PrescribedDisplacement if kind == "displacement" else PrescribedVelocity
+            bcs.append(cls(where, lambda t, v=value, a=amp: a(t) * v, comps))
+        else:
+            raise CaseError(f"[{table}] type must be clamp, displacement or velocity, got {kind!r}")
+    loads: list[Load] = []
+    for i, spec in enumerate(case.data.get("load", [])):
+        table = f"load {i + 1}"
+        kind = spec.get("type")
+        if kind == "gravity":
+            g = _vector(table, "acceleration", spec.get("acceleration"), gdim)
+            loads.append(Gravity(g, _amplitude(table, spec)))
+        elif kind == "traction":
+            value = np.asarray(_vector(table, "value", spec.get("value"), gdim))
+            amp = _amplitude(table, spec)
+            loads.append(Traction(_where(table, spec), lambda t, v=value, a=amp: a(t) * v))
+        elif kind == "moving":
+            loads.append(
+                MovingLoad(
+                    _where(table, spec),
+                    force=_vector(table, "force", spec.get("force"), gdim),
+                    speed=_number(table, "speed", spec.get("speed")),
+                    length=_number(table, "length", spec.get("length"), positive=True),
+                    start=_number(table, "start", spec.get("start", 0.0)),
+                    axis=int(spec.get("axis", 0)),
+                )
+            )
+        else:
+            raise CaseError(f"[{table}] type must be gravity, traction or moving, got {kind!r}")
+    return bcs, loads
+
+
+def _initial_velocity(case: Case, gdim: int) -> Any:
+    spec = case.data.get("initial")
+    if not spec:
+        return None
+    v = np.asarray(_vector("initial", "velocity", spec.get("velocity"), gdim))
+    box = spec.get("region")
+    if box is None:
+        return v
+    lo = np.asarray(_vector("initial", "region.min", box.get("min"), gdim))
+    hi = np.asarray(_vector("initial", "region.max", box.get("max"), gdim))
+
+    def field(x: np.ndarray) -> np.ndarray:
+        inside = np.all((x[:gdim].T >= lo) & (x[:gdim].T <= hi), axis=1)
+        return v[:, None] * inside[None, :]
+
+    return field
+
+
+def build_solver(case: Case, comm: MPI.Comm = MPI.COMM_WORLD, **overrides: Any) -> ExplicitSolver:
+    """The solver a case describes (``overrides`` go to :class:`ExplicitSolver`)."""
+    tagged = build_mesh(case, comm)
+    gdim = tagged.mesh.geometry.dim
+    material = build_material(case, "3d" if gdim == 3 else "plane_strain")
+    bcs, loads = build_conditions(case, gdim)
+    mat, tim = case.data["material"], case.data["time"]
+    dt = tim.get("dt", "certified")
+    probes = {
+        name: _vector("probes", name, p, gdim) for name, p in case.data.get("probes", {}).items()
+    }
+    kwargs: dict[str, Any] = {
+        "degree": int(case.data["mesh"].get("degree", 1)),
+        "dirichlet": bcs,
+        "loads": loads,
+        "initial_velocity": _initial_velocity(case, gdim),
+        "damping": _number("time", "damping", tim.get("damping", 0.0)),
+        "dt": None if dt == "certified" else _number("time", "dt", dt, positive=True),
+        "safety": _number("time", "safety", tim.get("safety", 0.9), positive=True),
+        "force_dt": bool(tim.get("force_dt", False)),
+        "probes": probes,
+    }
+    kwargs |= overrides
+    density = _number("material", "density", mat["density"], positive=True)
+    return ExplicitSolver(tagged, material, density, **kwargs)
+
+
+def run_case(
+    path: str | Path,
+    *,
+    output_dir: str | Path | None = None,
+    progress: bool = True,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    plots: bool = True,
+    **overrides: Any,
+) -> tuple[ExplicitSolver, SimulationResult]:
+    """Build and run a case file; writes fields, probes, energy, summary and plots.
+
+    Args:
+        path: the TOML file.
+        output_dir: overrides ``[output] directory``.
+        progress: show a progress bar (rank 0).
+        comm: MPI communicator.
+        plots: write ``energy.png`` and ``probes.png`` (needs matplotlib).
+        overrides: keyword arguments for :class:`ExplicitSolver`.
+    """
+    case = load_case(path)
+    out_spec = case.data.get("output", {})
+    directory = output_dir if output_dir is not None else out_spec.get("directory")
+    out = None if directory is None else case.resolve(str(directory))
+    solver = build_solver(case, comm, **overrides)
+    end = _number("time", "end", case.data["time"]["end"], positive=True)
+    interval = out_spec.get("interval")
+    result = solver.run(
+        end,
+        output_dir=out,
+        output_interval=None if interval is None else _number("output", "interval", interval),
+        format=out_spec.get("format", "vtx"),
+        progress=progress,
+        checkpoint_every=out_spec.get("checkpoint_every"),
+    )
+    if plots and out is not None and comm.rank == 0:
+        from snmech.fem.plots import plot_energy, plot_probes
+
+        result.files["energy_plot"] = str(plot_energy(result, out / "energy.png"))
+        if len(result.probes) > 1:
+            result.files["probes_plot"] = str(plot_probes(result, out / "probes.png"))
+    return solver, result
