@@ -36,6 +36,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/snmech info
 	$(VENV)/bin/snmech check-fem
+	$(VENV)/bin/snmech demo --out results
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -m "not mpi" -q

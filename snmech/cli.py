@@ -333,6 +333,40 @@ def timestep(
     click.echo(format_reports(reports))
 
 
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--epochs", type=int, default=300, show_default=True)
+@click.option("--samples", type=int, default=4096, show_default=True)
+@click.option(
+    "--law",
+    type=click.Choice(["potential", "linear"]),
+    default="potential",
+    show_default=True,
+    help="train a PotentialLaw, or use the linear elastic reference law",
+)
+@click.option("--speed", type=float, default=30.0, show_default=True, help="vehicle, m/s")
+@click.option("--size", default="coarse", show_default=True, help="bridge mesh size")
+@click.option("--no-progress", is_flag=True)
+def demo(
+    out: str, epochs: int, samples: int, law: str, speed: float, size: str, no_progress: bool
+) -> None:
+    """Data -> trained certified law -> safe time step -> bridge crossing, into OUT."""
+    _fem()
+    from mpi4py import MPI
+
+    from snmech.demo import DemoSettings, format_summary, run_demo
+
+    try:
+        mesh_size: str | float = float(size)
+    except ValueError:
+        mesh_size = size
+    settings = DemoSettings(samples=samples, epochs=epochs, law=law, speed=speed, size=mesh_size)
+    summary = run_demo(out, settings, progress=not no_progress)
+    if MPI.COMM_WORLD.rank == 0:
+        click.echo(format_summary(summary))
+        click.echo(f"results in {out}/ (open bridge/solution_displacement.bp in ParaView)")
+
+
 def main() -> None:
     """Entry point of the console script."""
     cli(prog_name="snmech")

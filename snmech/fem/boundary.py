@@ -3,7 +3,10 @@
 Each is a small frozen dataclass saying *where* (a facet tag name of a
 :class:`~snmech.fem.meshes.TaggedMesh`, a tag id, or a locator
 ``x -> bool array`` with ``x`` of shape ``(3, n)``) and *what* (a constant
-vector or a function of time ``t`` in s returning one). The solver turns them
+vector or a function of time ``t`` in s returning one). A locator selects, for
+a Dirichlet condition, the dofs at points satisfying it (so a point or a line
+works: a pin support), and for a load the boundary facets whose vertices all
+satisfy it. The solver turns them
 into dof index arrays and UFL forms once; nothing here runs per step.
 """
 
@@ -119,16 +122,23 @@ def locate_facets(domain: mesh.Mesh, where: Where, tags: object | None) -> npt.N
 
 
 def dirichlet_dofs(
-    V: fem.FunctionSpace, facets: npt.NDArray[np.int32], components: tuple[int, ...] | None
+    V: fem.FunctionSpace, where: Where, tags: object | None, components: tuple[int, ...] | None
 ) -> npt.NDArray[np.int32]:
-    """Unrolled (block-expanded) local dof indices of ``V`` on ``facets``, selected components."""
-    domain = V.mesh
-    fdim = domain.topology.dim - 1
+    """Unrolled (block-expanded) local dof indices of ``V`` on ``where``, selected components.
+
+    A tag selects the dofs of its facets; a locator selects the dofs whose
+    coordinates satisfy it, so it can also pick a point or a line (a pin support
+    where beam theory puts it) and not only whole facets.
+    """
     bs = V.dofmap.index_map_bs
     comps = tuple(range(bs)) if components is None else components
     if any(not 0 <= c < bs for c in comps):
         raise ValueError(f"components must be in [0, {bs}), got {comps}")
-    blocks = fem.locate_dofs_topological(V, fdim, facets)
+    if callable(where):
+        blocks = fem.locate_dofs_geometrical(V, where)
+    else:
+        facets = locate_facets(V.mesh, where, tags)
+        blocks = fem.locate_dofs_topological(V, V.mesh.topology.dim - 1, facets)
     return np.sort(np.concatenate([blocks * bs + c for c in comps])).astype(np.int32)
 
 

@@ -181,10 +181,23 @@ def _vector(table: str, key: str, value: Any, gdim: int) -> list[float]:
     return [_number(table, key, v) for v in value]
 
 
-def _where(table: str, spec: Mapping[str, Any]) -> str:
-    if "where" not in spec or not isinstance(spec["where"], str):
-        raise CaseError(f"[{table}] needs where = TAG NAME")
-    return spec["where"]
+def _where(table: str, spec: Mapping[str, Any]) -> Any:
+    """A tag name, or ``{min = [...], max = [...]}``: the points inside that box (m)."""
+    where = spec.get("where")
+    if isinstance(where, str):
+        return where
+    if isinstance(where, dict) and {"min", "max"} <= set(where):
+        lo = np.asarray([_number(table, "where.min", v) for v in where["min"]])
+        hi = np.asarray([_number(table, "where.max", v) for v in where["max"]])
+        if lo.shape != hi.shape or lo.size not in (2, 3):
+            raise CaseError(f"[{table}] where.min and where.max need 2 or 3 numbers each")
+
+        def inside(x: np.ndarray) -> np.ndarray:
+            p = x[: lo.size]
+            return np.all((p >= lo[:, None]) & (p <= hi[:, None]), axis=0)
+
+        return inside
+    raise CaseError(f"[{table}] needs where = TAG NAME or where = {{min = [...], max = [...]}}")
 
 
 def build_conditions(case: Case, gdim: int) -> tuple[list[Dirichlet], list[Load]]:

@@ -320,10 +320,10 @@ class ExplicitSolver:
         # --- Dirichlet conditions as unrolled dof arrays
         self._bcs: list[tuple[npt.NDArray[np.int32], Dirichlet]] = []
         for bc in dirichlet:
-            facets = locate_facets(msh, bc.where, tags)
-            if self.comm.allreduce(len(facets), op=MPI.SUM) == 0:
-                raise ValueError(f"boundary condition {bc!r} selects no facet")
-            self._bcs.append((dirichlet_dofs(self.V, facets, bc.components), bc))
+            dofs = dirichlet_dofs(self.V, bc.where, tags, bc.components)
+            if self.comm.allreduce(len(dofs), op=MPI.SUM) == 0:
+                raise ValueError(f"boundary condition {bc!r} selects no dof")
+            self._bcs.append((dofs, bc))
         self.bc_dofs = (
             np.unique(np.concatenate([d for d, _ in self._bcs])).astype(np.int32)
             if self._bcs
