@@ -295,6 +295,7 @@ def run_case(
     path: str | Path,
     *,
     output_dir: str | Path | None = None,
+    end: float | None = None,
     progress: bool = True,
     comm: MPI.Comm = MPI.COMM_WORLD,
     plots: bool = True,
@@ -305,6 +306,7 @@ def run_case(
     Args:
         path: the TOML file.
         output_dir: overrides ``[output] directory``.
+        end: overrides ``[time] end`` (s).
         progress: show a progress bar (rank 0).
         comm: MPI communicator.
         plots: write ``energy.png`` and ``probes.png`` (needs matplotlib).
@@ -315,7 +317,8 @@ def run_case(
     directory = output_dir if output_dir is not None else out_spec.get("directory")
     out = None if directory is None else case.resolve(str(directory))
     solver = build_solver(case, comm, **overrides)
-    end = _number("time", "end", case.data["time"]["end"], positive=True)
+    if end is None:
+        end = _number("time", "end", case.data["time"]["end"], positive=True)
     interval = out_spec.get("interval")
     result = solver.run(
         end,

@@ -1,0 +1,71 @@
+"""Every example runs (reduced where the full run is long) and checks its number;
+every case file runs through `snmech simulate`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pytestmark = pytest.mark.fem
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cantilever_impact_rings_at_the_euler_bernoulli_frequency(tmp_path):
+    m = load("cantilever_impact").main(tmp_path, end=0.025, progress=False)
+    assert m["ratio"] == pytest.approx(1.0, abs=0.03)
+    assert m["max_energy_balance_error"] < 0.02
+
+
+def test_cantilever_step_load_settles_at_the_static_deflection(tmp_path):
+    m = load("cantilever_step_load").main(tmp_path, end=0.05, progress=False)
+    assert m["ratio"] == pytest.approx(1.0, abs=0.05)
+    assert 1.5 < m["peak_over_static"] < 2.05  # a suddenly applied load nearly doubles it
+
+
+def test_bridge_self_weight_matches_beam_theory(tmp_path):
+    m = load("bridge_crossing").main(tmp_path, end=0.45, progress=False)
+    assert m["ratio"] == pytest.approx(1.0, abs=0.05)
+    assert m["max_energy_balance_error"] < 1e-3
+
+
+def test_train_surrogate_is_accurate_and_tight(tmp_path):
+    m = load("train_surrogate").main(tmp_path, samples=2048, epochs=100, progress=False)
+    assert m["test_rel_rmse"] < 0.03
+    assert 1.0 <= m["bound_over_lower"] < 1.5
+    assert m["min_loewner_eigenvalue_pa"] > 0
+
+
+@pytest.mark.parametrize(
+    "case", ["cantilever_impact", "cantilever_step_load", "bridge_crossing", "bridge_crossing_3d"]
+)
+def test_case_files_run_with_snmech_simulate(case, tmp_path):
+    from snmech.cli import cli
+
+    result = CliRunner().invoke(
+        cli,
+        [
+            "simulate",
+            str(EXAMPLES / f"{case}.toml"),
+            "--out",
+            str(tmp_path),
+            "--end",
+            "2e-4",
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "max energy balance error" in result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["time_step"]["certified"]
