@@ -41,7 +41,7 @@ def test_bridge_self_weight_matches_beam_theory(tmp_path):
 
 
 def test_train_surrogate_is_accurate_and_tight(tmp_path):
-    m = load("train_surrogate").main(tmp_path, samples=2048, epochs=100, progress=False)
+    m = load("train_surrogate").main(tmp_path, samples=4096, epochs=100, progress=False)
     assert m["test_rel_rmse"] < 0.03
     assert 1.0 <= m["bound_over_lower"] < 1.5
     assert m["min_loewner_eigenvalue_pa"] > 0
