@@ -336,3 +336,18 @@ def test_two_ranks_match_serial(potential_law):
             scale = np.abs(ser.probes[name]).max()
             np.testing.assert_allclose(par.probes[name], ser.probes[name], atol=1e-10 * scale)
     np.testing.assert_allclose(par.energy, ser.energy, rtol=1e-9, atol=1e-12)
+
+
+def test_a_law_in_training_mode_is_certified_as_evaluated(potential_law):
+    """The solver certifies and evaluates one exported copy; the user's law is untouched."""
+    from snmech.material import PotentialLaw
+
+    torch.manual_seed(0)
+    training = PotentialLaw(hidden=8).train()  # spectral_norm still parametrized
+    before = {k: v.clone() for k, v in training.state_dict().items()}
+    solver = ExplicitSolver(bar(n=10), training, RHO)
+    exported = training.exported_copy()
+    assert solver.material is not training
+    np.testing.assert_allclose(solver.material.loewner_bound(), exported.loewner_bound())
+    for k, v in training.state_dict().items():
+        assert torch.equal(v, before[k]), k

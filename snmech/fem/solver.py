@@ -221,6 +221,10 @@ class ExplicitSolver:
             raise ValueError(f"density must be a positive number (kg/m^3), got {density}")
         if not (math.isfinite(damping) and damping >= 0):
             raise ValueError(f"damping must be >= 0 (1/s), got {damping}")
+        if callable(getattr(material, "exported_copy", None)):
+            # Certify and evaluate the same plain-weight, eval-mode law (a law still
+            # in training mode would move its power-iteration estimate under us).
+            material = material.exported_copy()  # type: ignore[attr-defined]
         self.mesh, self.material, self.density = msh, material, float(density)
         self.comm: MPI.Comm = msh.comm
         self.kinematics = kinematics_of(msh)
