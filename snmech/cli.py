@@ -24,15 +24,21 @@ def info() -> None:
         click.echo(f"{key:<{width}}  {value}")
 
 
-@cli.command("check-fem")
-def check_fem() -> None:
-    """Solve a small static cantilever with dolfinx and compare with beam theory."""
+def _fem() -> None:
     try:
-        from snmech.fem import cantilever_check
+        import snmech.fem  # noqa: F401
     except ImportError as exc:
         raise click.ClickException(
             f"the FEM stack is not available ({exc}); install it with pip install 'snmech[fem]'"
         ) from exc
+
+
+@cli.command("check-fem")
+def check_fem() -> None:
+    """Solve a small static cantilever with dolfinx and compare with beam theory."""
+    _fem()
+    from snmech.fem import cantilever_check
+
     result = cantilever_check()
     click.echo(
         f"dolfinx check: steel cantilever under self-weight, P2 tets, {result.ndofs} dofs, "
@@ -209,15 +215,6 @@ def certify(law_file: str) -> None:
         click.echo("  Loewner bound C_bar (Pa):")
         for row in meta["certificate"]["loewner_bound_pa"]:
             click.echo("    " + "  ".join(f"{v:11.4e}" for v in row))
-
-
-def _fem() -> None:
-    try:
-        import snmech.fem  # noqa: F401
-    except ImportError as exc:
-        raise click.ClickException(
-            f"the FEM stack is not available ({exc}); install it with pip install 'snmech[fem]'"
-        ) from exc
 
 
 @cli.command()

@@ -110,15 +110,9 @@ def locate_facets(domain: mesh.Mesh, where: Where, tags: object | None) -> npt.N
             f"boundary {where!r} is a tag but the mesh has no facet tags "
             "(pass a TaggedMesh or use a locator function)"
         )
-    facet_tags = tags.facet_tags  # type: ignore[attr-defined]
-    names: dict[str, int] = dict(getattr(tags, "names", {}))
     if isinstance(where, str):
-        if where not in names:
-            raise KeyError(f"no facet tag named {where!r}; the mesh has {sorted(names)}")
-        tag = names[where]
-    else:
-        tag = int(where)
-    return facet_tags.find(tag)
+        return tags.facets(where)  # type: ignore[attr-defined, no-any-return]
+    return tags.facet_tags.find(int(where))  # type: ignore[attr-defined, no-any-return]
 
 
 def dirichlet_dofs(
