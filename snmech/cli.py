@@ -221,8 +221,11 @@ def certify(law_file: str) -> None:
 @click.argument("case_file", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="output directory")
 @click.option("--end", type=float, default=None, help="end time (s), overrides the case's")
+@click.option("--restart", default=None, help="continue from a checkpoint (e.g. OUT/checkpoint)")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
-def simulate(case_file: str, out: str | None, end: float | None, no_progress: bool) -> None:
+def simulate(
+    case_file: str, out: str | None, end: float | None, restart: str | None, no_progress: bool
+) -> None:
     """Run an explicit-dynamics case file (TOML): mesh, material, loads, output."""
     _fem()
     from mpi4py import MPI
@@ -232,8 +235,18 @@ def simulate(case_file: str, out: str | None, end: float | None, no_progress: bo
     from snmech.material import ModelFileError
 
     try:
-        solver, result = run_case(case_file, output_dir=out, end=end, progress=not no_progress)
-    except (CaseError, SimulationError, UnsafeTimeStepError, ModelFileError, KeyError) as exc:
+        solver, result = run_case(
+            case_file, output_dir=out, end=end, restart=restart, progress=not no_progress
+        )
+    except (
+        CaseError,
+        SimulationError,
+        UnsafeTimeStepError,
+        ModelFileError,
+        KeyError,
+        FileNotFoundError,
+        ValueError,
+    ) as exc:
         raise click.ClickException(str(exc)) from exc
     if MPI.COMM_WORLD.rank != 0:
         return

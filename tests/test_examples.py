@@ -69,3 +69,48 @@ def test_case_files_run_with_snmech_simulate(case, tmp_path):
     assert "max energy balance error" in result.output
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["time_step"]["certified"]
+
+
+def test_snmech_timestep_prints_certified_and_estimates(tmp_path):
+    from snmech.cli import cli
+
+    mesh = EXAMPLES.parent / "meshes" / "beam_coarse.xdmf"
+    args = ["timestep", "--mesh", str(mesh), "--reference", "linear", "--density", "7850"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "critical cell" in result.output and "courant" in result.output
+    reports = json.loads(CliRunner().invoke(cli, [*args, "--json"]).output)
+    element = next(r for r in reports if r["method"] == "element")
+    assert element["certified"] and element["dt"] > 0
+    missing = CliRunner().invoke(cli, ["timestep", "--mesh", str(mesh), "--density", "7850"])
+    assert missing.exit_code != 0 and "exactly one of --law" in missing.output
+
+
+def test_snmech_simulate_restarts_from_a_checkpoint(tmp_path):
+    from snmech.cli import cli
+
+    case = tmp_path / "case.toml"
+    text = (EXAMPLES / "cantilever_impact.toml").read_text()
+    text = text.replace('directory = "../results/cantilever_impact"', 'directory = "out"')
+    text = text.replace("[output]\n", "[output]\ncheckpoint_every = 50\n")
+    case.write_text(text)
+    first = CliRunner().invoke(cli, ["simulate", str(case), "--end", "2e-4", "--no-progress"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(
+        cli,
+        [
+            "simulate",
+            str(case),
+            "--end",
+            "3e-4",
+            "--restart",
+            str(tmp_path / "out" / "checkpoint"),
+            "--no-progress",
+        ],
+    )
+    assert again.exit_code == 0, again.output
+    restarted = json.loads(
+        (tmp_path / "out" / "restart_from_step_100" / "summary.json").read_text()
+    )
+    assert restarted["status"] == "completed" and restarted["steps"] > 100
+    assert (tmp_path / "out" / "summary.json").exists()  # the first run's files are kept

@@ -299,6 +299,7 @@ def run_case(
     progress: bool = True,
     comm: MPI.Comm = MPI.COMM_WORLD,
     plots: bool = True,
+    restart: str | Path | None = None,
     **overrides: Any,
 ) -> tuple[ExplicitSolver, SimulationResult]:
     """Build and run a case file; writes fields, probes, energy, summary and plots.
@@ -310,6 +311,9 @@ def run_case(
         progress: show a progress bar (rank 0).
         comm: MPI communicator.
         plots: write ``energy.png`` and ``probes.png`` (needs matplotlib).
+        restart: continue from this checkpoint (written by ``[output]
+            checkpoint_every``: ``<directory>/checkpoint``), same mesh and ranks;
+            the output goes to ``<directory>/restart_from_step_<n>``.
         overrides: keyword arguments for :class:`ExplicitSolver`.
     """
     case = load_case(path)
@@ -317,6 +321,10 @@ def run_case(
     directory = output_dir if output_dir is not None else out_spec.get("directory")
     out = None if directory is None else case.resolve(str(directory))
     solver = build_solver(case, comm, **overrides)
+    if restart is not None:
+        solver.load_checkpoint(restart)
+        if out is not None:  # never overwrite the interrupted run's files
+            out = out / f"restart_from_step_{solver.step_count}"
     if end is None:
         end = _number("time", "end", case.data["time"]["end"], positive=True)
     interval = out_spec.get("interval")
