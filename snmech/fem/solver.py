@@ -31,7 +31,6 @@ Note [Quadrature bridge]
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -135,16 +134,6 @@ class SimulationResult:
         }
 
 
-def _limit_torch_threads(comm: MPI.Comm) -> None:
-    """Share the node's cores among the ranks on it: oversubscribed torch threads spin."""
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    local_ranks = node.size
-    node.Free()
-    share = max(1, (os.cpu_count() or 1) // local_ranks)
-    if torch.get_num_threads() > share:
-        torch.set_num_threads(share)
-
-
 def _certificate(material: Material) -> Any:
     """The sharpest certificate a material offers: a Loewner matrix or a scalar bound."""
     if hasattr(material, "loewner_bound"):
@@ -183,6 +172,8 @@ class ExplicitSolver:
         device: torch device for a torch law (``None``: CUDA when present).
         dtype: torch dtype for a torch law (float32 is fast; float64 exact).
         chunk_size: material points per call.
+        material_threads: torch CPU threads during the material call (1 is
+            fastest here; ``None`` keeps torch's setting).
         ufl_stress: write a :class:`LinearElastic` stress directly in UFL
             (default for it; ``False`` forces the quadrature round trip).
         energy_tolerance: stop when the energy balance error exceeds this
@@ -212,6 +203,7 @@ class ExplicitSolver:
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
         chunk_size: int = 8192,
+        material_threads: int | None = 1,
         ufl_stress: bool | None = None,
         energy_tolerance: float = 0.05,
     ) -> None:
@@ -243,7 +235,6 @@ class ExplicitSolver:
             if quadrature_degree is None
             else quadrature_degree
         )
-        _limit_torch_threads(self.comm)
 
         # --- time step: certified by default, refused above it unless forced
         self.time_step = stable_time_step(
@@ -291,7 +282,12 @@ class ExplicitSolver:
             order = Q.dofmap.list.ravel()
             self._q_order = None if np.array_equal(order, np.arange(n_points)) else order
             self._evaluator = MaterialEvaluator(
-                material, k, device=device, dtype=dtype, chunk_size=chunk_size
+                material,
+                k,
+                device=device,
+                dtype=dtype,
+                chunk_size=chunk_size,
+                threads=material_threads,
             )
             sigma = self.stress_q
         self._f_int_form = fem.form(ufl.inner(sigma, mandel_strain(v_test)) * dx)
