@@ -45,6 +45,7 @@ it. Relative paths are relative to the case file. Example::
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -85,7 +86,7 @@ class Case:
     def resolve(self, p: str) -> Path:
         """A path from the case file, relative to the case file's directory."""
         q = Path(p)
-        return q if q.is_absolute() else self.path.parent / q
+        return q if q.is_absolute() else Path(os.path.normpath(self.path.parent / q))
 
 
 def load_case(path: str | Path) -> Case:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import warnings
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -74,6 +76,24 @@ def lipschitz_lower_bound(
             diff = f(x + h * v) - f(x - h * v)
             return torch.linalg.vector_norm(diff.flatten(1), dim=1) / (2 * h)
 
+    best = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
+    with warnings.catch_warnings():
+        # torch's forward-mode AD loads its jvp decompositions through the deprecated
+        # torch.jit.script on first use: torch's own warning, not the caller's concern.
+        warnings.filterwarnings("ignore", message=".*torch.jit.script", category=FutureWarning)
+        return _ascend(f, x, v, best, steps, n_power_iterations, step_size * scale, quotient)
+
+
+def _ascend(
+    f: nn.Module,
+    x: torch.Tensor,
+    v: torch.Tensor,
+    best: torch.Tensor,
+    steps: int,
+    n_power_iterations: int,
+    step: float,
+    quotient: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> float:
     def top_direction(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         _, pullback = vjp(f, x)
         for _ in range(n_power_iterations):
@@ -82,7 +102,6 @@ def lipschitz_lower_bound(
             v = _per_sample_normalize(jtjv)
         return v
 
-    best = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
     for _ in range(steps):
         v = top_direction(x, v)
         best = torch.maximum(best, quotient(x, v))
@@ -91,7 +110,7 @@ def lipschitz_lower_bound(
             _, jv = jvp(f, (xr,), (v,))
             objective = (jv.flatten(1) ** 2).sum()
             (grad,) = torch.autograd.grad(objective, xr)
-        x = x + step_size * scale * _per_sample_normalize(grad)
+        x = x + step * _per_sample_normalize(grad)
     v = top_direction(x, v)
     return float(torch.maximum(best, quotient(x, v)).max())
 
