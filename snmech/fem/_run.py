@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import ufl
 from dolfinx import fem
 from tqdm import tqdm
 
@@ -23,7 +22,10 @@ WARMUP_STEPS = 10  # steps before the energy balance is checked
 
 
 class _StressOutput:
-    """Cell-averaged Mandel stress (Pa) and its von Mises value, as DG0 Functions."""
+    """Mandel stress (Pa) per cell and its von Mises value, as DG0 Functions.
+
+    The quadrature average, or the compiled law at the cell midpoint.
+    """
 
     def __init__(self, solver: ExplicitSolver) -> None:
         msh, k = solver.mesh, solver.kinematics.size
@@ -31,12 +33,8 @@ class _StressOutput:
         self.stress = fem.Function(fem.functionspace(msh, ("DG", 0, (k,))), name="stress")
         self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
         if solver.ufl_stress:
-            from snmech.fem._mandel import mandel_strain
-
-            C = solver.material.tangent(np.zeros((1, k)))[0]  # type: ignore[attr-defined]
-            sigma = ufl.dot(fem.Constant(msh, np.asarray(C)), mandel_strain(solver.u))
             pts = self.stress.function_space.element.interpolation_points
-            self._expr: fem.Expression | None = fem.Expression(sigma, pts)
+            self._expr: fem.Expression | None = fem.Expression(solver.sigma, pts)
         else:
             self._expr = None
             self._q_dofs = solver.stress_q.function_space.dofmap.list  # (cells, points)

@@ -48,6 +48,7 @@ from mpi4py import MPI
 
 from snmech.fem._element import default_quadrature_degree
 from snmech.fem._mandel import kinematics_of, mandel_strain
+from snmech.fem._ufl_laws import ufl_stress as ufl_stress_expr
 from snmech.fem.boundary import (
     Clamp,
     Dirichlet,
@@ -174,8 +175,16 @@ class ExplicitSolver:
         chunk_size: material points per call.
         material_threads: torch CPU threads during the material call (1 is
             fastest here; ``None`` keeps torch's setting).
-        ufl_stress: write a :class:`LinearElastic` stress directly in UFL
-            (default for it; ``False`` forces the quadrature round trip).
+        ufl_stress: compile a closed-form law (:class:`LinearElastic`,
+            :class:`PotentialLaw`) into the internal-force form: one pass
+            computes strain, stress and force, in float64. Default: for
+            ``LinearElastic`` only. A ``PotentialLaw`` compiled this way calls
+            scalar libm ``tanh`` per point: not faster than the batched call
+            here with the default compiler flags (see ``jit_options``).
+            ``False`` forces the quadrature round trip (strain array, one
+            batched material call, stress array), the only path for other laws.
+        jit_options: FFCx/CFFI options for the internal-force form, e.g.
+            ``{"cffi_extra_compile_args": ["-O3", "-march=native"]}``.
         energy_tolerance: stop when the energy balance error exceeds this
             fraction of the largest energy seen.
 
@@ -205,6 +214,7 @@ class ExplicitSolver:
         chunk_size: int = 8192,
         material_threads: int | None = 1,
         ufl_stress: bool | None = None,
+        jit_options: dict[str, Any] | None = None,
         energy_tolerance: float = 0.05,
     ) -> None:
         tags = domain if hasattr(domain, "facet_tags") else None
@@ -252,19 +262,20 @@ class ExplicitSolver:
             )
         self.dt = float(dt)
 
-        # --- internal force: quadrature bridge, or UFL stress for linear elasticity
+        # --- internal force: the quadrature round trip (any law, CPU or GPU), or a
+        # closed-form law compiled into the form (LinearElastic by default: the floor)
         v_test = ufl.TestFunction(self.V)
         dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": q})
         k = self.kinematics.size
-        if ufl_stress is None:
-            ufl_stress = isinstance(material, LinearElastic)
-        self.ufl_stress = bool(ufl_stress)
-        if self.ufl_stress:
-            if not isinstance(material, LinearElastic):
-                raise ValueError("ufl_stress=True needs a LinearElastic material")
-            C = fem.Constant(msh, np.asarray(material.tangent(np.zeros((1, k)))[0]))
-            sigma = ufl.dot(C, mandel_strain(self.u))
-        else:
+        use_form = isinstance(material, LinearElastic) if ufl_stress is None else ufl_stress
+        sigma = ufl_stress_expr(material, mandel_strain(self.u)) if use_form else None
+        if ufl_stress and sigma is None:
+            raise ValueError(
+                "ufl_stress=True needs a law with a closed form (LinearElastic, PotentialLaw), "
+                f"got {type(material).__name__}"
+            )
+        self.ufl_stress = sigma is not None
+        if not self.ufl_stress:
             qe = basix.ufl.quadrature_element(msh.basix_cell(), value_shape=(k,), degree=q)
             Q = fem.functionspace(msh, qe)
             self.stress_q = fem.Function(Q, name="stress")
@@ -290,7 +301,11 @@ class ExplicitSolver:
                 threads=material_threads,
             )
             sigma = self.stress_q
-        self._f_int_form = fem.form(ufl.inner(sigma, mandel_strain(v_test)) * dx)
+        self.sigma = sigma  # Mandel stress (Pa): a UFL expression or the quadrature Function
+        self._f_int_form = fem.form(
+            ufl.inner(sigma, mandel_strain(v_test)) * dx,
+            jit_options=jit_options,
+        )
         self.f_int = fem.Function(self.V, name="internal_force")
         self.f_ext = fem.Function(self.V, name="external_force")
         self._surf = fem.Function(self.V)
