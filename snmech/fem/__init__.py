@@ -33,12 +33,8 @@ from snmech.fem.meshes import (
     read_mesh,
     write_mesh,
 )
-from snmech.fem.solver import (
-    ExplicitSolver,
-    SimulationError,
-    SimulationResult,
-    UnsafeTimeStepError,
-)
+from snmech.fem.result import SimulationError, SimulationResult
+from snmech.fem.solver import ExplicitSolver, UnsafeTimeStepError
 from snmech.fem.static import CantileverCheck, cantilever_check, solve_linear_elastic
 from snmech.fem.timestep import TimeStepReport, stable_time_step
 

@@ -66,7 +66,8 @@ from snmech.fem.boundary import (
     Traction,
 )
 from snmech.fem.meshes import TaggedMesh, beam_mesh, bridge_mesh, read_mesh
-from snmech.fem.solver import ExplicitSolver, SimulationResult
+from snmech.fem.result import SimulationResult
+from snmech.fem.solver import ExplicitSolver
 
 
 class CaseError(ValueError):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snmech.fem.solver import SimulationResult
+from snmech.fem.result import SimulationResult
 from snmech.material.report import _pyplot, _save
 
 

@@ -34,7 +34,6 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from mpi4py import MPI
 
 from snmech.fem._element import default_quadrature_degree
 from snmech.fem._mandel import kinematics_of, mandel_strain
+from snmech.fem._run import run
 from snmech.fem._ufl_laws import ufl_stress as ufl_stress_expr
 from snmech.fem.boundary import (
     Clamp,
@@ -64,75 +64,16 @@ from snmech.fem.boundary import (
     moving_window,
 )
 from snmech.fem.mass import lumped_mass
-from snmech.fem.timestep import TimeStepReport, stable_time_step
+from snmech.fem.result import SimulationError, SimulationResult, Timings
+from snmech.fem.timestep import stable_time_step
 from snmech.material.evaluator import Material, MaterialEvaluator
 from snmech.material.reference import LinearElastic
 
 Array = npt.NDArray[np.float64]
 
 
-class SimulationError(RuntimeError):
-    """The run failed (NaN/inf, energy error); the message names the step and the cause."""
-
-
 class UnsafeTimeStepError(ValueError):
     """A requested time step is above the certified stable one."""
-
-
-@dataclass
-class Timings:
-    """Accumulated wall time (s) of each part of a step."""
-
-    strain: float = 0.0
-    material: float = 0.0
-    assembly: float = 0.0
-    update: float = 0.0
-    output: float = 0.0
-    steps: int = 0
-
-    def per_step(self) -> dict[str, float]:
-        """Seconds per step of each part."""
-        n = max(self.steps, 1)
-        parts = ("strain", "material", "assembly", "update", "output")
-        return {k: getattr(self, k) / n for k in parts}
-
-
-@dataclass
-class SimulationResult:
-    """What a run produced (histories on rank 0; energies on every rank)."""
-
-    steps: int
-    time: float
-    dt: float
-    time_step: TimeStepReport | None
-    energy: Array
-    probes: dict[str, Array] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    wall_time: float = 0.0
-    files: dict[str, str] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready summary."""
-        last = self.energy[-1] if len(self.energy) else np.full(8, np.nan)
-        return {
-            "steps": self.steps,
-            "time_s": self.time,
-            "dt_s": self.dt,
-            "time_step": None if self.time_step is None else self.time_step.to_dict(),
-            "final_energy_j": {
-                "kinetic": last[2],
-                "internal": last[3],
-                "external_work": last[4],
-                "damping": last[5],
-                "boundary_work": last[6],
-            },
-            "max_energy_balance_error": float(np.max(np.abs(self.energy[:, 7])))
-            if len(self.energy)
-            else None,
-            "seconds_per_step": self.timings,
-            "wall_time_s": self.wall_time,
-            "files": self.files,
-        }
 
 
 def _certificate(material: Material) -> Any:
@@ -635,8 +576,6 @@ class ExplicitSolver:
             SimulationError: NaN/inf, or the energy balance error above
                 ``energy_tolerance``; the output written so far stays valid.
         """
-        from snmech.fem._run import run
-
         return run(
             self,
             t_end,
