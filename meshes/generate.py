@@ -3,7 +3,7 @@
     .venv/bin/python meshes/generate.py            # all three, into meshes/
     .venv/bin/python meshes/generate.py --only bridge_coarse --out /tmp/meshes
 
-Each mesh is written by ``snmech.fem.meshes.write_mesh`` as ``<name>.xdmf`` +
+Each mesh is written by ``snmech.fem.mesh_io.write_mesh`` as ``<name>.xdmf`` +
 ``<name>.h5`` + ``<name>.tags.json``. Medium and fine bridges are not committed:
 build them with ``bridge_mesh(size="medium")`` (or ``"fine"``).
 """
@@ -14,7 +14,8 @@ import argparse
 from pathlib import Path
 
 import snmech.fem  # noqa: F401  (imports dolfinx_solver before dolfinx/mpi4py)
-from snmech.fem.meshes import beam_mesh, bridge_mesh, write_mesh
+from snmech.fem.mesh_io import write_mesh
+from snmech.fem.meshes import beam_mesh, bridge_mesh
 
 BUILDERS = {
     "beam_coarse": lambda: beam_mesh(),  # 1 m x 0.1 m x 0.1 m cantilever, 20 x 2 x 2 boxes

@@ -304,7 +304,7 @@ def timestep(
 
     from mpi4py import MPI
 
-    from snmech.fem.meshes import read_mesh
+    from snmech.fem.mesh_io import read_mesh
     from snmech.fem.timestep import format_reports, stable_time_step
     from snmech.material import ModelFileError, load_law, reference_law
 

@@ -152,7 +152,8 @@ def test_facets_and_describe():
 def test_write_read_round_trip(tmp_path, build):
     from mpi4py import MPI
 
-    from snmech.fem.meshes import beam_mesh, bridge_mesh, read_mesh, write_mesh
+    from snmech.fem.mesh_io import read_mesh, write_mesh
+    from snmech.fem.meshes import beam_mesh, bridge_mesh
 
     if build == "beam_hex":
         tagged = beam_mesh(cell="hexahedron", comm=MPI.COMM_SELF)
@@ -176,7 +177,8 @@ def test_read_errors_name_the_problem(tmp_path):
     from dolfinx.io import XDMFFile
     from mpi4py import MPI
 
-    from snmech.fem.meshes import beam_mesh, read_mesh, write_mesh
+    from snmech.fem.mesh_io import read_mesh, write_mesh
+    from snmech.fem.meshes import beam_mesh
 
     comm = MPI.COMM_SELF
     with pytest.raises(FileNotFoundError, match="not found"):
@@ -233,7 +235,7 @@ $EndElements
 def test_gmsh_msh_is_read_without_the_gmsh_module(tmp_path):
     from mpi4py import MPI
 
-    from snmech.fem.meshes import read_mesh
+    from snmech.fem.mesh_io import read_mesh
 
     path = tmp_path / "square.msh"
     path.write_text(GMSH_SQUARE)  # node 5 is unused and must be dropped
@@ -255,7 +257,7 @@ def _triangles(points, cells):
 
 
 def test_check_mesh_measures_a_good_mesh():
-    from snmech.fem.meshes import check_mesh
+    from snmech.fem.mesh_quality import check_mesh
 
     quality = check_mesh(_triangles([[0, 0], [2, 0], [0, 1], [2, 1]], [[0, 1, 2], [1, 3, 2]]))
     assert quality.min_volume == pytest.approx(1.0)
@@ -271,7 +273,7 @@ def test_check_mesh_measures_a_good_mesh():
     ],
 )
 def test_check_mesh_catches_inverted_and_flat_cells(points, cells, problem):
-    from snmech.fem.meshes import check_mesh
+    from snmech.fem.mesh_quality import check_mesh
 
     with pytest.raises(ValueError, match=problem):
         check_mesh(_triangles(points, cells))
@@ -281,7 +283,8 @@ def test_check_mesh_catches_inverted_and_flat_cells(points, cells, problem):
 def test_check_mesh_catches_a_vertex_pushed_out_of_its_cells(cell, problem):
     from mpi4py import MPI
 
-    from snmech.fem.meshes import beam_mesh, check_mesh
+    from snmech.fem.mesh_quality import check_mesh
+    from snmech.fem.meshes import beam_mesh
 
     tagged = beam_mesh(1.0, 1.0, 1.0, n=2, cell=cell, comm=MPI.COMM_SELF)
     x = tagged.mesh.geometry.x
@@ -295,7 +298,7 @@ def test_check_mesh_catches_a_tangled_quadrilateral_nan_and_an_empty_mesh():
     from dolfinx import mesh
     from mpi4py import MPI
 
-    from snmech.fem.meshes import check_mesh
+    from snmech.fem.mesh_quality import check_mesh
 
     element = basix.ufl.element("Lagrange", "quadrilateral", 1, shape=(2,))
     corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)  # ccw: not tensor order
@@ -317,7 +320,8 @@ def test_distort_moves_only_interior_vertices(cell, dim):
     from dolfinx import mesh
     from mpi4py import MPI
 
-    from snmech.fem.meshes import beam_mesh, check_mesh, distort
+    from snmech.fem.mesh_quality import check_mesh, distort
+    from snmech.fem.meshes import beam_mesh
 
     tagged = beam_mesh(1.0, 0.5, 0.5, n=6, cell=cell, dim=dim, comm=MPI.COMM_SELF)
     moved = distort(tagged, amount=0.3, seed=3)
@@ -341,7 +345,8 @@ def test_distort_moves_only_interior_vertices(cell, dim):
 def test_committed_meshes_match_their_generators(stem):
     from mpi4py import MPI
 
-    from snmech.fem.meshes import beam_mesh, bridge_mesh, read_mesh
+    from snmech.fem.mesh_io import read_mesh
+    from snmech.fem.meshes import beam_mesh, bridge_mesh
 
     builders = {"beam_coarse": beam_mesh, "bridge_coarse": bridge_mesh}
     builders["bridge2d_coarse"] = lambda comm: bridge_mesh(dim=2, comm=comm)
@@ -380,7 +385,9 @@ def _owned_coordinates(tagged):
 def test_two_ranks_match_serial(build):
     from mpi4py import MPI
 
-    from snmech.fem.meshes import beam_mesh, bridge_mesh, distort, read_mesh
+    from snmech.fem.mesh_io import read_mesh
+    from snmech.fem.mesh_quality import distort
+    from snmech.fem.meshes import beam_mesh, bridge_mesh
 
     def make(comm):
         if build == "beam":
@@ -406,7 +413,7 @@ def test_two_ranks_match_serial(build):
 def test_two_ranks_read_a_gmsh_file(tmp_path):
     from mpi4py import MPI
 
-    from snmech.fem.meshes import read_mesh
+    from snmech.fem.mesh_io import read_mesh
 
     comm = MPI.COMM_WORLD
     path = comm.bcast(tmp_path / "square.msh", root=0)

@@ -24,15 +24,9 @@ from snmech.fem.boundary import (
     Traction,
 )
 from snmech.fem.mass import lumped_mass
-from snmech.fem.meshes import (
-    TaggedMesh,
-    beam_mesh,
-    bridge_mesh,
-    check_mesh,
-    distort,
-    read_mesh,
-    write_mesh,
-)
+from snmech.fem.mesh_io import read_mesh, write_mesh
+from snmech.fem.mesh_quality import check_mesh, distort
+from snmech.fem.meshes import TaggedMesh, beam_mesh, bridge_mesh
 from snmech.fem.result import SimulationError, SimulationResult
 from snmech.fem.solver import ExplicitSolver, UnsafeTimeStepError
 from snmech.fem.static import CantileverCheck, cantilever_check, solve_linear_elastic

@@ -65,7 +65,8 @@ from snmech.fem.boundary import (
     PrescribedVelocity,
     Traction,
 )
-from snmech.fem.meshes import TaggedMesh, beam_mesh, bridge_mesh, read_mesh
+from snmech.fem.mesh_io import read_mesh
+from snmech.fem.meshes import TaggedMesh, beam_mesh, bridge_mesh
 from snmech.fem.result import SimulationResult
 from snmech.fem.solver import ExplicitSolver
 
