@@ -1,0 +1,130 @@
+"""The classifier file: one ``.safetensors`` with JSON metadata; loading never unpickles.
+
+Metadata key ``"snmech"`` holds the format, the model kind and architecture
+(:func:`snmech.robust.models.build_model`), the input shape, the certificate
+(the Lipschitz bound of the exported weights) and a training summary.
+:func:`load_classifier` rebuilds the plain model, recomputes the certificate
+and refuses a file whose stored certificate does not match its weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from snmech.robust.models import build_model, export
+from snmech.spectral import lipschitz_bound
+
+FORMAT = "snmech-classifier/1"
+CERT_RTOL = 1e-9
+
+
+class ClassifierFileError(ValueError):
+    """A classifier file is missing, corrupt, or not an snmech classifier."""
+
+
+class CertificateMismatchError(ClassifierFileError):
+    """The certificate stored in a classifier file does not match its weights."""
+
+
+def save_classifier(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    kind: str,
+    architecture: dict[str, Any],
+    input_shape: tuple[int, ...],
+    training: dict[str, Any] | None = None,
+) -> Path:
+    """Export (a copy of) ``model`` and write it with its certificate.
+
+    Args:
+        model: the trained model (parametrized or already exported); not modified.
+        path: destination, conventionally ``*.safetensors``.
+        kind: the builder name (``"mlp"``, ``"cnn"``, ``"plain_mlp"``).
+        architecture: the builder's keyword arguments (JSON-serializable).
+        input_shape: per-image shape, e.g. ``(1, 8, 8)``.
+        training: JSON-serializable training summary.
+
+    Returns:
+        The path written.
+    """
+    exported = export(model).cpu()
+    cert = lipschitz_bound(exported, input_shape=input_shape)
+    meta = {
+        "format": FORMAT,
+        "kind": kind,
+        "architecture": architecture,
+        "input_shape": list(input_shape),
+        "certificate": {"lipschitz_bound": cert.value, "method": cert.method},
+        "training": training or {},
+    }
+    tensors = {k: v.detach().contiguous() for k, v in exported.state_dict().items()}
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    save_file(tensors, str(tmp), metadata={"snmech": json.dumps(meta)})
+    tmp.replace(p)
+    return p
+
+
+def load_classifier(path: str | Path, *, verify: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a classifier file and check its certificate against its weights.
+
+    Args:
+        path: a file written by :func:`save_classifier`.
+        verify: recompute the certificate and compare it with the stored one.
+
+    Returns:
+        ``(model, metadata)``: the plain model in eval mode on the CPU.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ClassifierFileError: corrupt file, wrong format, weights that do not fit.
+        CertificateMismatchError: the weights do not give the stored certificate.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"classifier file {p} does not exist")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            raw = (f.metadata() or {}).get("snmech")
+        tensors = load_file(str(p))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ClassifierFileError(f"{p}: not a readable safetensors file ({exc})") from None
+    if raw is None:
+        raise ClassifierFileError(f"{p}: no snmech metadata; not an snmech classifier file")
+    try:
+        meta: dict[str, Any] = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ClassifierFileError(f"{p}: corrupt metadata JSON ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise ClassifierFileError(f"{p}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    try:
+        arch = dict(meta["architecture"])
+        if meta["kind"] != "plain_mlp":
+            arch["normalized"] = False
+        model = build_model(meta["kind"], **arch)
+        model.load_state_dict(tensors, strict=True)
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise ClassifierFileError(
+            f"{p}: weights do not match the stored architecture ({exc})"
+        ) from None
+    if any(not torch.isfinite(t).all() for t in tensors.values()):
+        raise ClassifierFileError(f"{p}: weights contain NaN or inf")
+    model.eval()
+    if verify:
+        fresh = lipschitz_bound(model, input_shape=tuple(meta["input_shape"])).value
+        stored = float(meta["certificate"]["lipschitz_bound"])
+        if not math.isclose(stored, fresh, rel_tol=CERT_RTOL, abs_tol=0.0):
+            raise CertificateMismatchError(
+                f"{p}: stored Lipschitz bound {stored:.9e} but the weights give {fresh:.9e}"
+            )
+    return model, meta

@@ -1,0 +1,216 @@
+"""Lipschitz classifiers built from the spectral core, and their export to plain layers."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from snmech.robust._orthogonal import orthogonal_norm
+from snmech.spectral import GroupSort, MaxMin, spectral_norm
+
+Activation = Literal["groupsort", "maxmin", "relu"]
+_ACTIVATIONS = ("groupsort", "maxmin", "relu")
+
+
+def _activation(name: str) -> nn.Module:
+    if name == "groupsort":
+        return GroupSort(2)
+    if name == "maxmin":
+        return MaxMin()
+    if name == "relu":
+        return nn.ReLU()
+    raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {name!r}")
+
+
+def lipschitz_mlp(
+    in_features: int = 64,
+    hidden: tuple[int, ...] | list[int] = (256,),
+    n_classes: int = 10,
+    *,
+    activation: Activation = "groupsort",
+    orthogonal_iterations: int = 3,
+    normalized: bool = True,
+) -> nn.Sequential:
+    """A 1-Lipschitz MLP: normalized ``Linear`` layers and GroupSort/MaxMin activations.
+
+    Every linear layer carries :func:`snmech.spectral.spectral_norm` (target 1)
+    and, when ``orthogonal_iterations > 0``, Björck steps after it
+    (:func:`snmech.robust._orthogonal.orthogonal_norm`).
+
+    Args:
+        in_features: input size; inputs of any shape ``(B, *s)`` with
+            ``prod(s) == in_features`` are flattened.
+        hidden: widths of the hidden layers (even, for the activations).
+        n_classes: number of logits.
+        activation: ``"groupsort"`` (groups of 2), ``"maxmin"`` or ``"relu"``.
+        orthogonal_iterations: Björck steps per forward; 0 for spectral norm only.
+        normalized: ``False`` builds the same architecture with plain layers
+            (what a model file is loaded into).
+
+    Returns:
+        An ``nn.Sequential`` that :func:`snmech.spectral.lipschitz_bound` certifies.
+    """
+    _check_sizes(in_features=in_features, n_classes=n_classes, hidden=tuple(hidden))
+    _activation(activation)  # validate
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = in_features
+    for h in hidden:
+        layers += [_normed(nn.Linear(width, h), orthogonal_iterations, normalized)]
+        layers += [_activation(activation)]
+        width = h
+    layers.append(_normed(nn.Linear(width, n_classes), orthogonal_iterations, normalized))
+    return nn.Sequential(*layers)
+
+
+def lipschitz_cnn(
+    input_shape: tuple[int, int, int] = (1, 8, 8),
+    channels: tuple[int, ...] | list[int] = (32, 64),
+    n_classes: int = 10,
+    *,
+    activation: Activation = "groupsort",
+    normalized: bool = True,
+) -> nn.Sequential:
+    """A 1-Lipschitz CNN: normalized 3x3 convolutions, GroupSort/MaxMin, a normalized head.
+
+    Convolutions (stride 2 after the first) are normalized by
+    their true operator norm on the input grid, GroupSort/MaxMin, a normalized head.
+
+    Args:
+        input_shape: ``(C, H, W)`` of one image.
+        channels: output channels of each convolution (even).
+        n_classes: number of logits.
+        activation: ``"groupsort"``, ``"maxmin"`` or ``"relu"``.
+        normalized: ``False`` builds plain layers (for loading a model file).
+
+    Returns:
+        An ``nn.Sequential`` (certify with ``input_shape``).
+    """
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {input_shape}")
+    _check_sizes(in_features=math.prod(input_shape), n_classes=n_classes, hidden=tuple(channels))
+    _activation(activation)
+    layers: list[nn.Module] = []
+    shape: tuple[int, ...] = tuple(input_shape)
+    for i, c in enumerate(channels):
+        conv = nn.Conv2d(shape[0], c, 3, stride=1 if i == 0 else 2, padding=1)
+        if normalized:
+            spectral_norm(conv, input_shape=shape)
+        layers += [conv, _activation(activation)]
+        with torch.no_grad():
+            shape = tuple(conv(torch.zeros(1, *shape)).shape[1:])
+    layers += [nn.Flatten()]
+    head = nn.Linear(math.prod(shape), n_classes)
+    layers.append(spectral_norm(head) if normalized else head)
+    return nn.Sequential(*layers)
+
+
+def plain_mlp(
+    in_features: int = 64, hidden: tuple[int, ...] | list[int] = (256, 256), n_classes: int = 10
+) -> nn.Sequential:
+    """The unconstrained baseline: ``Linear``/``ReLU`` layers, no normalization."""
+    _check_sizes(in_features=in_features, n_classes=n_classes, hidden=tuple(hidden))
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = in_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+def build_model(kind: str, **architecture: Any) -> nn.Sequential:
+    """Build a model by kind name (``"mlp"``, ``"cnn"``, ``"plain_mlp"``), as model files do."""
+    builders = {"mlp": lipschitz_mlp, "cnn": lipschitz_cnn, "plain_mlp": plain_mlp}
+    if kind not in builders:
+        raise ValueError(f"model kind must be one of {sorted(builders)}, got {kind!r}")
+    return builders[kind](**architecture)  # type: ignore[operator,no-any-return]
+
+
+@torch.no_grad()
+def export(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every parametrized layer replaced by a plain one.
+
+    The plain weights are exactly those the eval-mode network applies, so the
+    export computes bit-for-bit the same outputs as ``model.eval()``; nothing is
+    rescaled. Its certificate comes from :func:`snmech.spectral.lipschitz_bound`
+    on these weights (exact norms, whatever the training estimate said).
+
+    Note [Export by replacement]
+        ``parametrize.remove_parametrizations`` on a ``copy.deepcopy`` also
+        strips the property from the *original* (the two share the generated
+        ``Parametrized*`` class), so the copy's parametrized layers are
+        replaced by freshly built plain layers instead.
+
+    Args:
+        model: a trained model; not modified.
+
+    Returns:
+        The exported copy, in eval mode, on ``model``'s device.
+
+    Raises:
+        TypeError: a parametrized layer that is not ``Linear`` or ``ConvNd``.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        exported = copy.deepcopy(model)
+        for name, module in list(model.named_modules()):
+            if name and parametrize.is_parametrized(module):
+                parent, _, leaf = name.rpartition(".")
+                owner = exported.get_submodule(parent) if parent else exported
+                setattr(owner, leaf, _plain_copy(module))
+    finally:
+        model.train(was_training)
+    if parametrize.is_parametrized(exported):
+        exported = _plain_copy(model)
+    return exported.eval()
+
+
+def _plain_copy(module: nn.Module) -> nn.Module:
+    """A plain ``Linear``/``ConvNd`` holding the weights ``module`` applies now."""
+    plain: nn.Module
+    if isinstance(module, nn.Linear):
+        plain = nn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
+    elif isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        base = next(c for c in (nn.Conv1d, nn.Conv2d, nn.Conv3d) if isinstance(module, c))
+        plain = base(
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,  # type: ignore[arg-type]
+            stride=module.stride,  # type: ignore[arg-type]
+            padding=module.padding,  # type: ignore[arg-type]
+            dilation=module.dilation,  # type: ignore[arg-type]
+            groups=module.groups,
+            bias=module.bias is not None,
+            padding_mode=module.padding_mode,
+        )
+    else:
+        raise TypeError(f"export cannot bake a parametrized {type(module).__name__}")
+    ref = module.weight
+    plain.to(device=ref.device, dtype=ref.dtype)
+    plain.weight.copy_(module.weight)
+    if module.bias is not None:
+        plain.bias.copy_(module.bias)  # type: ignore[union-attr]
+    return plain
+
+
+def _normed(layer: nn.Linear, orthogonal_iterations: int, normalized: bool) -> nn.Linear:
+    if not normalized:
+        return layer
+    if orthogonal_iterations > 0:
+        return orthogonal_norm(layer, orthogonal_iterations)
+    return spectral_norm(layer)  # type: ignore[return-value]
+
+
+def _check_sizes(*, in_features: int, n_classes: int, hidden: tuple[int, ...]) -> None:
+    if in_features < 1:
+        raise ValueError(f"in_features must be >= 1, got {in_features}")
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+    if not hidden or any(h < 2 or h % 2 for h in hidden):
+        raise ValueError(f"hidden sizes must be even and >= 2, got {hidden}")

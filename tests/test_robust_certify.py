@@ -1,0 +1,177 @@
+"""Certified radii hold against PGD; export is exact; losses and radii match hand values."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from snmech.robust import (
+    certified_accuracy,
+    certified_radii,
+    certify,
+    export,
+    fgsm,
+    hinge_kantorovich,
+    lipschitz_cnn,
+    lipschitz_mlp,
+    load_digits_split,
+    margin_cross_entropy,
+    pgd,
+    train_classifier,
+    validate_images,
+)
+from snmech.robust.losses import MarginCrossEntropy
+from snmech.spectral import lipschitz_bound
+
+SHAPE = (1, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits_split()
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    torch.manual_seed(0)
+    model = lipschitz_mlp(64, (64,), 10)
+    train_classifier(
+        model, digits.x_train, digits.y_train, MarginCrossEntropy(1.0, 10.0), epochs=15, lr=1e-2
+    )
+    return model
+
+
+def test_export_reproduces_trained_outputs_exactly(trained, digits):
+    exported = export(trained)
+    x = digits.x_test
+    with torch.no_grad():
+        assert torch.equal(trained.eval()(x), exported(x))
+        assert torch.equal(trained(x), trained(x))  # the original still works
+    assert not any(hasattr(m, "parametrizations") for m in exported.modules())
+
+
+def test_exported_certificate_is_about_one(trained):
+    cert = lipschitz_bound(export(trained))
+    # spectral norm then Björck steps: each layer's exact norm sits near 1
+    assert 0.9 < cert.value < 1.1
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_pgd_never_breaks_a_certified_radius(trained, digits, norm):
+    model = export(trained)
+    res = certify(model, digits.x_test, digits.y_test)
+    keep = res.correct & (res.radii > 1e-3)
+    x, y, r = digits.x_test[keep], digits.y_test[keep], res.radii[keep].float()
+    # the linf ball of radius r / sqrt(d) lies inside the l2 ball of radius r
+    eps = 0.999 * r if norm == "l2" else 0.999 * r / math.sqrt(64)
+    adv = pgd(model, x, y, eps, norm=norm, steps=50, restarts=3)
+    with torch.no_grad():
+        assert (model(adv).argmax(1) == y).all()
+    assert ((adv - x).flatten(1).norm(dim=1) <= r * 1.0001).all()
+    assert adv.min() >= 0 and adv.max() <= 1
+
+
+def test_pgd_does_break_beyond_the_radius(trained, digits):
+    # the attack is not toothless: at 3 r + 1 most certified points fall
+    model = export(trained)
+    res = certify(model, digits.x_test, digits.y_test)
+    x, y = digits.x_test[res.correct], digits.y_test[res.correct]
+    eps = 3 * res.radii[res.correct].float() + 1.0
+    adv = pgd(model, x, y, eps, norm="l2", steps=50, restarts=1)
+    with torch.no_grad():
+        assert (model(adv).argmax(1) != y).double().mean() > 0.8
+
+
+def test_radius_of_identity_classifier_is_distance_to_boundary():
+    # f(x) = x in R^2: the decision boundary x1 = x2 is at distance |x1 - x2| / sqrt(2)
+    model = nn.Sequential(nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(2))
+    x = torch.tensor([[0.9, 0.3]])
+    y = torch.tensor([0])
+    r = certified_radii(model(x), lipschitz_bound(model).value)
+    assert r.item() == pytest.approx(0.6 / math.sqrt(2), rel=1e-6)
+    inside = pgd(model, x, y, 0.99 * r.item(), steps=20, restarts=1)
+    outside = pgd(model, x, y, 1.01 * r.item(), steps=20, restarts=1)
+    assert model(inside).argmax(1).item() == 0
+    assert model(outside).argmax(1).item() == 1
+
+
+def test_fgsm_linf_step_is_sign_of_gradient():
+    # margin loss of f(x) = W x: gradient w.r.t. x is w_other - w_true
+    model = nn.Sequential(nn.Linear(3, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.0, 1.0]]))
+    x = torch.full((1, 3), 0.5)
+    adv = fgsm(model, x, torch.tensor([0]), 0.1, norm="linf")
+    assert torch.allclose(adv - x, 0.1 * torch.tensor([[-1.0, 1.0, 1.0]]))
+
+
+def test_certified_accuracy_counts_strictly_beyond_eps():
+    radii = torch.tensor([0.1, 0.5, 1.0, 2.0], dtype=torch.float64)
+    correct = torch.tensor([True, True, False, True])
+    assert certified_accuracy(radii, correct, 0.0) == 0.75
+    assert certified_accuracy(radii, correct, 0.5) == 0.25
+    with pytest.raises(ValueError, match="eps"):
+        certified_accuracy(radii, correct, -1.0)
+
+
+def test_margin_cross_entropy_is_cross_entropy_without_margin():
+    z = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 2, 3, 0])
+    ce = nn.functional.cross_entropy(z, y)
+    assert margin_cross_entropy(z, y, margin=0.0, temperature=1.0).item() == pytest.approx(
+        ce.item()
+    )
+
+
+def test_hinge_kantorovich_hand_value():
+    z = torch.tensor([[2.0, 0.0, 1.0]])
+    y = torch.tensor([0])
+    # d = (2, 1); hinge with sqrt(2)*1: (0 + (sqrt2 - 1)) / 2; KR = 1.5
+    expected = 10 * (math.sqrt(2) - 1) / 2 - 1.5
+    assert hinge_kantorovich(z, y, margin=1.0, alpha=10.0).item() == pytest.approx(expected)
+
+
+def test_cnn_export_and_certificate():
+    torch.manual_seed(0)
+    model = lipschitz_cnn(SHAPE, (8, 16), 10).eval()
+    x = torch.rand(4, *SHAPE)
+    exported = export(model)
+    with torch.no_grad():
+        assert torch.equal(model(x), exported(x))
+    cert = lipschitz_bound(exported, input_shape=SHAPE)
+    # the FFT bound on a zero-padded grid sits a little above the power estimate
+    assert 0 < cert.value < 1.25
+
+
+@pytest.mark.parametrize(
+    ("x", "match"),
+    [
+        (torch.rand(2, 64), "shape"),
+        (torch.rand(2, 1, 8, 8) * 16, r"\[0, 1\]"),
+        (torch.full((2, 1, 8, 8), float("nan")), "NaN"),
+    ],
+)
+def test_bad_images_are_refused(x, match):
+    with pytest.raises(ValueError, match=match):
+        validate_images(x, SHAPE)
+
+
+def test_bad_eps_and_unexported_model_are_refused(trained, digits):
+    with pytest.raises(ValueError, match="eps"):
+        pgd(trained, digits.x_test[:2], digits.y_test[:2], 0.0)
+    with pytest.raises(ValueError, match="export"):
+        certify(trained, digits.x_test[:2], digits.y_test[:2])
+
+
+@pytest.mark.cuda
+def test_certify_and_attack_on_cuda(trained, digits):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    model = export(trained).cuda()
+    x, y = digits.x_test.cuda(), digits.y_test.cuda()
+    res = certify(model, x, y)
+    adv = pgd(model, x, y, 0.5, steps=5, restarts=1)
+    assert res.radii.device.type == "cuda" and adv.device.type == "cuda"
