@@ -210,3 +210,38 @@ def test_cuda_path():
     assert lipschitz_bound(conv_net, (3, 16, 16)).value <= 1.0
     y = net[0](torch.randn(2, 6, device="cuda"))
     assert y.is_cuda
+
+
+def test_sync_exact_makes_the_training_weight_exactly_normalized():
+    """One power-iteration step per forward lets the weight drift above target;
+    sync_exact_ after each step keeps it at the target up to float32 rounding."""
+    from snmech.spectral import sync_exact_
+
+    torch.manual_seed(0)
+    layer = spectral_norm(nn.Linear(32, 32))
+    opt = torch.optim.Adam(layer.parameters(), lr=5e-2)
+
+    def step():
+        x = torch.randn(64, 32)
+        opt.zero_grad()
+        (layer(x) - 3 * x).pow(2).mean().backward()  # asks for gain 3: pushes the norm up
+        opt.step()
+
+    drift, synced = 0.0, 0.0
+    for _ in range(30):
+        step()
+        with torch.no_grad():
+            layer(torch.zeros(1, 32))  # the training forward: one estimate step
+            drift = max(drift, float(torch.linalg.matrix_norm(layer.weight, 2)))
+    assert drift > 1.0 + 1e-4  # the estimate alone lets it drift
+    for _ in range(30):
+        step()
+        raw = sync_exact_(layer)
+        exact = float(torch.linalg.matrix_norm(layer.parametrizations.weight.original, 2))
+        assert raw == pytest.approx(exact, rel=1e-6)
+        layer.eval()
+        synced = max(synced, float(torch.linalg.matrix_norm(layer.weight.double(), 2)))
+        layer.train()
+    assert synced <= 1.0 + 1e-5
+    with pytest.raises(ValueError, match="dense layer"):
+        sync_exact_(nn.Linear(3, 3))

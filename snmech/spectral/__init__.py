@@ -18,7 +18,11 @@ from snmech.spectral.certificate import Certificate, LayerFactor, lipschitz_boun
 from snmech.spectral.finalize import finalize
 from snmech.spectral.layers import GroupSort, MaxMin, Residual
 from snmech.spectral.lower_bound import lipschitz_lower_bound
-from snmech.spectral.parametrizations import spectral_norm, spectral_parametrizations
+from snmech.spectral.parametrizations import (
+    spectral_norm,
+    spectral_parametrizations,
+    sync_exact_,
+)
 from snmech.spectral.penalty import layer_norms, spectral_penalty
 
 __all__ = [
@@ -35,5 +39,6 @@ __all__ = [
     "power_iteration",
     "spectral_norm",
     "spectral_parametrizations",
+    "sync_exact_",
     "spectral_penalty",
 ]

@@ -212,6 +212,44 @@ def spectral_norm(
     return module
 
 
+@torch.no_grad()
+def sync_exact_(module: nn.Module, name: str = "weight") -> float:
+    """Set a dense layer's power-iteration state to the exact top singular pair (in place).
+
+    In training mode a normalized layer divides by a one-step estimate
+    ``u^T W v <= ||W||``, so its weight can sit above the target between steps
+    (in a GAN critic: products of layer norms up to 1.2-1.6). After this call
+    the next forward divides by the exact ``||W||`` (a float64 SVD, stored in
+    the buffers' dtype), so the applied weight has norm ``target`` up to that
+    rounding; call it after every optimizer step where the bound must hold at
+    every step, not only after :func:`~snmech.spectral.finalize`.
+
+    Args:
+        module: an ``nn.Linear`` with :func:`spectral_norm` on ``name``.
+        name: the parametrized tensor.
+
+    Returns:
+        The exact norm of the raw weight.
+
+    Raises:
+        ValueError: no spectral norm on ``module.<name>``, or a convolution
+            (whose operator norm is certified by the FFT bound instead).
+    """
+    params = spectral_parametrizations(module, name)
+    if not params or params[0]._conv:
+        raise ValueError(
+            f"sync_exact_ needs a dense layer with spectral_norm on {name!r}, "
+            f"got {type(module).__name__}"
+        )
+    p = params[0]
+    raw = getattr(module.parametrizations, name).original.detach()  # type: ignore[union-attr]
+    u, s, vh = torch.linalg.svd(raw.to(torch.float64).flatten(1), full_matrices=False)
+    sign = 1.0 if float(torch.dot(p._u.double(), u[:, 0])) >= 0 else -1.0
+    p._u.copy_(sign * u[:, 0])
+    p._v.copy_(sign * vh[0])
+    return float(s[0])
+
+
 def spectral_parametrizations(module: nn.Module, name: str = "weight") -> list[_SpectralNorm]:
     """The spectral-norm parametrizations registered on ``module.<name>``, in order."""
     if not parametrize.is_parametrized(module, name):

@@ -1,0 +1,85 @@
+"""The training loop: outputs, resume, NaN stop, the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import snmech.gan.train as gan_train
+from snmech.cli import cli
+from snmech.gan import GANConfig, NonFiniteLossError, train_gan
+
+TINY = {"batch_size": 32, "hidden": 16, "n_eval": 100, "n_critic": 2}
+
+
+def test_resume_continues_the_same_run(tmp_path: Path) -> None:
+    whole = train_gan(GANConfig(critic="sn", steps=6, **TINY))
+    train_gan(GANConfig(critic="sn", steps=3, **TINY), tmp_path)
+    resumed = train_gan(GANConfig(critic="sn", steps=6, **TINY), tmp_path, resume=True)
+    for a, b in zip(whole.generator.parameters(), resumed.generator.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert resumed.max_norm_product == whole.max_norm_product
+
+
+def test_resume_refuses_other_settings(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        train_gan(GANConfig(steps=2, **TINY), tmp_path, resume=True)
+    train_gan(GANConfig(steps=2, **TINY), tmp_path)
+    with pytest.raises(ValueError, match="seed"):
+        train_gan(GANConfig(steps=4, seed=1, **TINY), tmp_path, resume=True)
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d_fn, g_fn = gan_train.loss_pair("hinge")
+    calls = {"n": 0}
+
+    def poisoned(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        loss = d_fn(real, fake)
+        return loss * float("nan") if calls["n"] > 2 * 5 else loss  # NaN from G step 5 on
+
+    monkeypatch.setattr(gan_train, "loss_pair", lambda name: (poisoned, g_fn))
+    cfg = GANConfig(critic="sn", steps=10, checkpoint_every=2, **TINY)
+    with pytest.raises(NonFiniteLossError, match="generator step 5") as info:
+        train_gan(cfg, tmp_path)
+    assert info.value.step == 5
+    assert info.value.checkpoint == tmp_path / "checkpoint.pt"
+    assert torch.load(info.value.checkpoint, weights_only=False)["step"] == 4
+
+
+def test_run_writes_metrics_and_samples(tmp_path: Path) -> None:
+    run = train_gan(GANConfig(dataset="grid25", critic="gp", steps=2, **TINY), tmp_path)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["metrics"]["n_modes"] == 25
+    assert saved["max_norm_product"] == pytest.approx(run.max_norm_product)
+    assert (tmp_path / "samples.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("critic", ["torch-sn", "clip", "none"])
+def test_every_baseline_trains_in_the_same_loop(critic: str) -> None:
+    run = train_gan(GANConfig(critic=critic, steps=2, **TINY))
+    assert run.metrics["n_modes"] == 8
+    assert run.certificate is None
+    if critic == "clip":  # |w_ij| <= 0.01 bounds ||W|| by 0.01 sqrt(m n)
+        assert max(run.max_layer_norms[1:]) < 0.01 * 16 + 1e-6
+
+
+def test_cli_trains_and_rejects_unknown_names(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "run"
+    res = runner.invoke(
+        cli, ["gan", "train", "--steps", "2", "--n-critic", "1", "--out", str(out), "--no-progress"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "exact product of critic layer norms" in res.output
+    assert (out / "metrics.json").exists()
+    bad = runner.invoke(cli, ["gan", "train", "--critic", "wgan"])
+    assert bad.exit_code == 2 and "wgan" in bad.output
+    bad = runner.invoke(cli, ["gan", "train", "--dataset", "mnist"])
+    assert bad.exit_code == 2 and "mnist" in bad.output
