@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from snmech._plot import pyplot, save
 from snmech.fem.result import SimulationResult
-from snmech.material.report import _pyplot, _save
 
 
 def plot_energy(result: SimulationResult, path: str | Path) -> Path:
     """Kinetic, internal, external work, damping, boundary work (J) and the balance error."""
-    plt = _pyplot()
+    plt = pyplot()
     e = result.energy
     fig, (ax, ax_err) = plt.subplots(
         2, 1, figsize=(7, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
@@ -34,12 +34,12 @@ def plot_energy(result: SimulationResult, path: str | Path) -> Path:
     ax_err.set_ylabel("balance error")
     ax_err.set_xlabel("time (ms)")
     fig.suptitle(f"energy balance, dt = {result.dt:.3g} s, {result.steps} steps")
-    return _save(plt, fig, Path(path))
+    return save(fig, Path(path))
 
 
 def plot_probes(result: SimulationResult, path: str | Path, component: int | None = None) -> Path:
     """Displacement (mm) of every probe vs time; ``component`` default: the vertical one."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     t = result.probes["time"] * 1e3
     for name, values in result.probes.items():
@@ -51,4 +51,4 @@ def plot_probes(result: SimulationResult, path: str | Path, component: int | Non
     ax.set_ylabel("displacement (mm)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(plt, fig, Path(path))
+    return save(fig, Path(path))

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snmech._plot import pyplot, save
 from snmech.spectral import spectral_penalty
 
 
@@ -114,10 +115,7 @@ def plot_dirac(
         steps: gradient steps.
         lr: step size.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
     for lam in penalties:
@@ -134,9 +132,4 @@ def plot_dirac(
     ax2.set_ylabel("distance to equilibrium")
     ax2.legend(fontsize=7)
     fig.suptitle(f"Dirac-GAN: alternating gradient steps, lr {lr:g}", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)

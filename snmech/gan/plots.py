@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from snmech._plot import pyplot, save
+
 
 def save_samples_png(
     samples: torch.Tensor, path: str | Path, *, modes: torch.Tensor | None = None, title: str = ""
@@ -18,10 +20,7 @@ def save_samples_png(
         modes: ``(K, 2)`` mode centres to mark (2-D samples only).
         title: figure title.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     x = samples.detach().cpu()
     if x.dim() == 2:
@@ -41,9 +40,4 @@ def save_samples_png(
         ax.imshow(grid, cmap="gray_r", vmin=-1, vmax=1)
         ax.axis("off")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from snmech._plot import pyplot, save
 from snmech.material.data import StressStrainData
 from snmech.material.model_file import load_law, save_law
 from snmech.material.neural import NeuralLaw, tangent_asymmetry
@@ -70,25 +71,9 @@ def train_and_report(
     return metrics
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(plt: Any, fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def plot_fit(law: NeuralLaw, val: StressStrainData, pred: np.ndarray, path: Path) -> Path:
     """Predicted vs true stress (MPa) on the validation split."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.2))
     t, p = val.stress.ravel() / 1e6, pred.ravel() / 1e6
     ax.plot(t, p, ".", ms=2, alpha=0.4)
@@ -97,12 +82,12 @@ def plot_fit(law: NeuralLaw, val: StressStrainData, pred: np.ndarray, path: Path
     ax.set_xlabel("true stress component (MPa, Mandel)")
     ax.set_ylabel("predicted (MPa)")
     ax.set_title(f"{law.kind} law on held-out data")
-    return _save(plt, fig, path)
+    return save(fig, path)
 
 
 def plot_paths(law: NeuralLaw, data: StressStrainData, path: Path) -> Path:
     """The law's stress along uniaxial-strain and shear paths spanning the data range."""
-    plt = _pyplot()
+    plt = pyplot()
     span = float(np.abs(data.strain).max())
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
     for ax, sampling, comp in ((axes[0], "uniaxial", 0), (axes[1], "shear", -1)):
@@ -112,4 +97,4 @@ def plot_paths(law: NeuralLaw, data: StressStrainData, path: Path) -> Path:
         ax.set_xlabel(f"Mandel strain component {comp if comp >= 0 else law.kinematics.size - 1}")
         ax.set_ylabel("stress (MPa)")
         ax.set_title(f"{sampling} strain path")
-    return _save(plt, fig, path)
+    return save(fig, path)
