@@ -10,16 +10,16 @@ a file whose stored certificate does not match.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.nn.utils import parametrize
 
+from snmech._model_file import read_model_metadata, write_model_file
 from snmech.material.neural import LAW_KINDS, NeuralLaw, PotentialLaw
 
 FORMAT = "snmech-law/1"
@@ -75,35 +75,13 @@ def save_law(
         "data_sha256": data_sha256,
         "dtype": str(next(exported.parameters()).dtype).removeprefix("torch."),
     }
-    tensors = {k: v.detach().contiguous() for k, v in exported.state_dict().items()}
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    save_file(tensors, str(tmp), metadata={"snmech": json.dumps(meta)})
-    tmp.replace(p)  # never leave a half-written law file behind
-    return p
+    return write_model_file(path, exported.state_dict(), meta)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The JSON metadata of a law file, validated for format."""
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"law file {p} does not exist")
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(p), framework="pt") as f:
-            raw = (f.metadata() or {}).get("snmech")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFileError(f"{p}: not a readable safetensors file ({exc})") from None
-    if raw is None:
-        raise ModelFileError(f"{p}: no snmech metadata; not an snmech law file")
-    try:
-        meta: dict[str, Any] = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{p}: corrupt metadata JSON ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{p}: format {meta.get('format')!r}, this snmech reads {FORMAT!r}")
+    meta = read_model_metadata(p, what="law", fmt=FORMAT, error=ModelFileError)
     if meta.get("kind") not in LAW_KINDS:
         raise ModelFileError(f"{p}: unknown law kind {meta.get('kind')!r}")
     return meta

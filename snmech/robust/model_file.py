@@ -9,16 +9,16 @@ and refuses a file whose stored certificate does not match its weights.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
+from snmech._model_file import read_model_metadata, write_model_file
 from snmech.robust.models import build_model, export
 from snmech.spectral import lipschitz_bound
 
@@ -66,13 +66,7 @@ def save_classifier(
         "certificate": {"lipschitz_bound": cert.value, "method": cert.method},
         "training": training or {},
     }
-    tensors = {k: v.detach().contiguous() for k, v in exported.state_dict().items()}
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    save_file(tensors, str(tmp), metadata={"snmech": json.dumps(meta)})
-    tmp.replace(p)
-    return p
+    return write_model_file(path, exported.state_dict(), meta)
 
 
 def load_classifier(path: str | Path, *, verify: bool = True) -> tuple[nn.Module, dict[str, Any]]:
@@ -91,22 +85,11 @@ def load_classifier(path: str | Path, *, verify: bool = True) -> tuple[nn.Module
         CertificateMismatchError: the weights do not give the stored certificate.
     """
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"classifier file {p} does not exist")
+    meta = read_model_metadata(p, what="classifier", fmt=FORMAT, error=ClassifierFileError)
     try:
-        with safe_open(str(p), framework="pt") as f:
-            raw = (f.metadata() or {}).get("snmech")
         tensors = load_file(str(p))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ClassifierFileError(f"{p}: not a readable safetensors file ({exc})") from None
-    if raw is None:
-        raise ClassifierFileError(f"{p}: no snmech metadata; not an snmech classifier file")
-    try:
-        meta: dict[str, Any] = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ClassifierFileError(f"{p}: corrupt metadata JSON ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise ClassifierFileError(f"{p}: format {meta.get('format')!r}, expected {FORMAT!r}")
     try:
         arch = dict(meta["architecture"])
         if meta["kind"] != "plain_mlp":

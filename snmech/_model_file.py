@@ -1,0 +1,57 @@
+"""The one ``.safetensors`` layout every snmech model file uses: weights plus JSON metadata.
+
+Metadata key ``"snmech"`` holds the JSON; writing is atomic (a temporary file
+renamed into place), reading never unpickles and names the problem of a bad
+file. What the JSON holds and how the model is rebuilt is each caller's own.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+
+def write_model_file(
+    path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> Path:
+    """Write ``tensors`` and ``meta`` to ``path`` atomically; never a half-written file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    contiguous = {k: v.detach().contiguous() for k, v in tensors.items()}
+    save_file(contiguous, str(tmp), metadata={"snmech": json.dumps(meta)})
+    tmp.replace(p)
+    return p
+
+
+def read_model_metadata(
+    path: str | Path, *, what: str, fmt: str, error: type[Exception]
+) -> dict[str, Any]:
+    """The metadata JSON of a model file of format ``fmt`` (``what``: "law", "classifier").
+
+    Raises:
+        FileNotFoundError: no such file.
+        error: not a safetensors file, no or corrupt snmech metadata, another format.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{what} file {p} does not exist")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            raw = (f.metadata() or {}).get("snmech")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise error(f"{p}: not a readable safetensors file ({exc})") from None
+    if raw is None:
+        raise error(f"{p}: no snmech metadata; not an snmech {what} file")
+    try:
+        meta: dict[str, Any] = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise error(f"{p}: corrupt metadata JSON ({exc})") from None
+    if meta.get("format") != fmt:
+        raise error(f"{p}: format {meta.get('format')!r}, this snmech reads {fmt!r}")
+    return meta
