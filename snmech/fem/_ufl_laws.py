@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 import ufl
 
 from snmech.material.neural import PotentialLaw
@@ -38,10 +37,9 @@ def ufl_stress(material: Any, eps: Any) -> Any | None:
 
 
 def _potential(law: PotentialLaw, eps: Any) -> Any:
-    with torch.no_grad():
-        W, b, a, A, Q, c = (p.detach().double().cpu() for p in law._parts())
-        cap = float(law._cap(law._c_bar(W, a, A, Q, c)))
-    W, b, a, A, Q, c = (t.numpy() for t in (W, b, a, A, Q, c))
+    parts, cap_t = law.frozen_parts()
+    W, b, a, A, Q, c = (t.numpy() for t in parts)
+    cap = float(cap_t)
     e = eps / law.strain_scale
     z = _matrix(W) * e + ufl.as_vector(b.tolist())
     shift = np.tanh(b) if law.stress_free else np.zeros_like(b)

@@ -286,6 +286,17 @@ class PotentialLaw(NeuralLaw):
         C = C * (self.modulus_scale * self._cap(self._c_bar(W, a, A, Q, c)))
         return C.detach().cpu().double().numpy() if is_numpy else C
 
+    @torch.no_grad()
+    def frozen_parts(self) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """``(W, b, a, A, Q, c)`` as applied, in float64 on the CPU, and the cap factor.
+
+        What the exporters of this law (the fused kernel, the UFL form, the
+        certificate) all start from; no autograd.
+        """
+        parts = tuple(p.detach().double().cpu() for p in self._parts())
+        W, _, a, A, Q, c = parts
+        return parts, self._cap(self._c_bar(W, a, A, Q, c))
+
     def inference_kernel(
         self, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
     ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -298,9 +309,9 @@ class PotentialLaw(NeuralLaw):
         current weights; build a new kernel after training.
         """
         with torch.no_grad():
-            W, b, a, A, Q, c = (p.detach().double() for p in self._parts())
+            (W, b, a, A, Q, c), cap = self.frozen_parts()
             k, R = Q.shape[-1], Q.shape[0]
-            out_scale = self.stress_scale * self._cap(self._c_bar(W, a, A, Q, c))
+            out_scale = self.stress_scale * cap
             Qf = Q.reshape(-1, k)
             blocks = torch.kron(torch.eye(R, dtype=Q.dtype), torch.ones(k, 1, dtype=Q.dtype))
             tensors = {
@@ -332,11 +343,10 @@ class PotentialLaw(NeuralLaw):
 
     def loewner_bound(self) -> npt.NDArray[np.float64]:
         """Certified ``C_bar`` (Pa, float64) with ``0 <= tangent(eps) <= C_bar`` for all eps."""
-        with torch.no_grad():
-            W, _, a, A, Q, c = (p.detach().double() for p in self._parts())
-            c_bar = self._c_bar(W, a, A, Q, c)
-            c_bar = 0.5 * (c_bar + c_bar.T) * (self.modulus_scale * self._cap(c_bar))
-            return c_bar.cpu().numpy() * (1.0 + ROUNDING_RTOL)
+        (W, _, a, A, Q, c), cap = self.frozen_parts()
+        c_bar = self._c_bar(W, a, A, Q, c)
+        c_bar = 0.5 * (c_bar + c_bar.T) * (self.modulus_scale * cap)
+        return c_bar.numpy() * (1.0 + ROUNDING_RTOL)
 
     def lipschitz_bound(self) -> float:
         """``||C_bar||_2`` in Pa: the tangent is PSD and below ``C_bar``, so its norm is too."""
