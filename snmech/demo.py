@@ -189,6 +189,7 @@ def run_demo(
 
     import snmech.fem  # noqa: F401  (dolfinx_solver first)
     from snmech.fem.case import run_case
+    from snmech.fem.output import write_json
     from snmech.fem.timestep import format_reports, stable_time_step
     from snmech.material import (
         SaturatingElastic,
@@ -256,7 +257,7 @@ def run_demo(
     summary["time_step"] = {r.method: r.to_dict() for r in reports}
     table = format_reports(reports)
     if comm.rank == 0:
-        (out / "timestep.json").write_text(json.dumps(summary["time_step"], indent=2) + "\n")
+        write_json(out / "timestep.json", summary["time_step"])
 
     # 5: the bridge crossing, from a case file the user can rerun
     case_path = out / "bridge.toml"
@@ -286,7 +287,7 @@ def run_demo(
         }
         summary["wall_time_s"] = time.perf_counter() - clock
         summary["time_step_table"] = table
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        write_json(out / "summary.json", summary)
     return summary
 
 
