@@ -66,7 +66,7 @@ from snmech.fem.boundary import (
 from snmech.fem.mass import lumped_mass
 from snmech.fem.result import SimulationError, SimulationResult, Timings
 from snmech.fem.timestep import stable_time_step
-from snmech.material.evaluator import Material, MaterialEvaluator
+from snmech.material.evaluator import Material, MaterialEvaluator, is_stateful
 from snmech.material.reference import LinearElastic
 
 Array = npt.NDArray[np.float64]
@@ -205,6 +205,9 @@ class ExplicitSolver:
                 f"got {type(material).__name__}"
             )
         self.ufl_stress = sigma is not None
+        self.stateful = is_stateful(material)
+        if self.stateful and self.ufl_stress:
+            raise ValueError("a history-dependent material needs the quadrature path (ufl_stress)")
         if not self.ufl_stress:
             qe = basix.ufl.quadrature_element(msh.basix_cell(), value_shape=(k,), degree=q)
             Q = fem.functionspace(msh, qe)
@@ -231,6 +234,17 @@ class ExplicitSolver:
                 threads=material_threads,
             )
             sigma = self.stress_q
+            if self.stateful:
+                # One state row per quadrature point, in the order of the strain array;
+                # the new state goes to the second buffer, then the two swap.
+                m = self._evaluator.state_size
+                self.state = np.asarray(material.initial_state(n_points), dtype=np.float64)  # type: ignore[attr-defined]
+                if self.state.shape != (n_points, m):
+                    raise ValueError(
+                        f"initial_state({n_points}) has shape {self.state.shape}, "
+                        f"want ({n_points}, {m})"
+                    )
+                self._state_next = np.empty_like(self.state)
         self.sigma = sigma  # Mandel stress (Pa): a UFL expression or the quadrature Function
         self._f_int_form = fem.form(
             ufl.inner(sigma, mandel_strain(v_test)) * dx,
@@ -374,10 +388,17 @@ class ExplicitSolver:
             t1 = time.perf_counter()
             k = self.kinematics.size
             stress_q = self.stress_q.x.array.reshape(-1, k)
-            if self._q_order is None:
-                self._evaluator(self._strain.reshape(-1, k), stress_q)
+            strain = self._strain.reshape(-1, k)
+            if self.stateful:
+                out = stress_q if self._q_order is None else self._stress
+                self._evaluator.update(strain, self.state, out, self._state_next)
+                self.state, self._state_next = self._state_next, self.state
+                if self._q_order is not None:
+                    stress_q[self._q_order] = out
+            elif self._q_order is None:
+                self._evaluator(strain, stress_q)
             else:
-                stress_q[self._q_order] = self._evaluator(self._strain.reshape(-1, k), self._stress)
+                stress_q[self._q_order] = self._evaluator(strain, self._stress)
             t2 = time.perf_counter()
             self.timings.strain += t1 - t0
             self.timings.material += t2 - t1
@@ -506,6 +527,13 @@ class ExplicitSolver:
             damping_prev=self._damping_prev,
             reaction_prev=self._reaction_prev,
             energy=self._energy,
+            # A history-dependent law cannot recompute the force at u_n from the state
+            # at n (that would advance the state twice): store both.
+            **(
+                {"state": self.state, "f_int": self.f_int.x.array, "stress": self.stress_q.x.array}
+                if self.stateful
+                else {}
+            ),
             scalars=np.array(
                 [self.t, self.step_count, self.dt, self._energy_scale, self._kinetic0()]
             ),
@@ -540,8 +568,15 @@ class ExplicitSolver:
             self._damping_prev = data["damping_prev"].copy()
             self._reaction_prev = data["reaction_prev"].copy()
             self._energy = data["energy"].copy()
+            if self.stateful:
+                if "state" not in data or data["state"].shape != self.state.shape:
+                    raise ValueError(f"{f}: checkpoint has no material state of this law's shape")
+                self.state[:] = data["state"]
+                self.f_int.x.array[:] = data["f_int"]
+                self.stress_q.x.array[:] = data["stress"]
         self.t, self.step_count, self._energy_scale, self._ke0 = float(t), int(steps), scale, ke0
-        self._compute_internal_force()
+        if not self.stateful:
+            self._compute_internal_force()
         self._compute_external_force(self.t)
 
     # ------------------------------------------------------------ run

@@ -13,6 +13,14 @@ from snmech.material.model_file import (
     save_law,
 )
 from snmech.material.neural import DirectLaw, NeuralLaw, PotentialLaw, tangent_asymmetry
+from snmech.material.paths import (
+    cyclic_data,
+    cyclic_paths,
+    paths_from_data,
+    paths_to_data,
+    run_paths,
+)
+from snmech.material.plasticity import J2Plasticity
 from snmech.material.reference import LinearElastic, SaturatingElastic, reference_law
 from snmech.material.synthesis import generate_data
 from snmech.material.training import TrainingConfig, TrainingResult, train_law
@@ -21,6 +29,7 @@ __all__ = [
     "CertificateMismatchError",
     "DataError",
     "DirectLaw",
+    "J2Plasticity",
     "Kinematics",
     "LinearElastic",
     "ModelFileError",
@@ -30,12 +39,17 @@ __all__ = [
     "StressStrainData",
     "TrainingConfig",
     "TrainingResult",
+    "cyclic_data",
+    "cyclic_paths",
     "generate_data",
     "load_data",
     "load_law",
     "mandel_to_tensor",
+    "paths_from_data",
+    "paths_to_data",
     "read_metadata",
     "reference_law",
+    "run_paths",
     "save_data",
     "save_law",
     "tangent_asymmetry",

@@ -6,6 +6,11 @@ trip for any material of DESIGN.md's protocol: torch laws run under
 ``no_grad`` in a chosen dtype and device (float32 and CUDA when present are
 the fast path), in chunks so a wide network on a big mesh does not blow the
 memory; other materials get numpy chunks. Output buffers are reused.
+
+History-dependent materials (:func:`is_stateful`: ``update(strain, state) ->
+(stress, new_state)``, ``initial_state(n)``, ``state_size``) go through
+:meth:`MaterialEvaluator.update`, which also writes the new state into a
+caller-owned array: the solver keeps one state row per quadrature point.
 """
 
 from __future__ import annotations
@@ -26,6 +31,13 @@ class Material(Protocol):
 
     def lipschitz_bound(self) -> float:  # noqa: D102
         ...
+
+
+def is_stateful(material: Any) -> bool:
+    """True for a history-dependent material (it has ``update`` and ``initial_state``)."""
+    return callable(getattr(material, "update", None)) and callable(
+        getattr(material, "initial_state", None)
+    )
 
 
 class MaterialError(RuntimeError):
@@ -77,9 +89,12 @@ class MaterialEvaluator:
             law = law.to(device=self.device, dtype=dtype).eval()
             fused = getattr(law, "inference_kernel", None)
             self.forward = fused(dtype, self.device) if callable(fused) else law
+            self._step = getattr(law, "step", None)
             for p in law.parameters():
                 p.requires_grad_(False)
             self.law = law
+        self.stateful = is_stateful(material)
+        self.state_size = int(getattr(material, "state_size", 0)) if self.stateful else 0
         law_size = getattr(getattr(material, "kinematics", None), "size", self.size)
         if law_size != self.size:
             raise ValueError(
@@ -118,4 +133,67 @@ class MaterialEvaluator:
                         f"{strain[i : i + step].shape}"
                     )
                 out[i : i + step] = s
+        return out
+
+    def update(
+        self,
+        strain: npt.NDArray[np.float64],
+        state: npt.NDArray[np.float64],
+        out: npt.NDArray[np.float64],
+        state_out: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.float64]:
+        """Stress (Pa) into ``out`` and the new state into ``state_out`` (stateful materials).
+
+        Args:
+            strain: Mandel strain ``(n, size)`` at the new step.
+            state: state ``(n, state_size)`` at the previous step (not modified).
+            out: ``(n, size)`` stress buffer.
+            state_out: ``(n, state_size)`` buffer for the new state (not ``state``).
+
+        Returns:
+            ``out``.
+        """
+        if not self.stateful:
+            raise TypeError(f"{type(self.material).__name__} has no state (no update method)")
+        n = strain.shape[0]
+        if strain.shape != out.shape or strain.ndim != 2 or strain.shape[1] != self.size:
+            raise ValueError(
+                f"need matching (n, {self.size}) arrays, got {strain.shape}, {out.shape}"
+            )
+        want = (n, self.state_size)
+        if state.shape != want or state_out.shape != want:
+            raise ValueError(
+                f"state arrays must have shape {want}, got {state.shape} and {state_out.shape}"
+            )
+        if np.shares_memory(state, state_out):
+            raise ValueError("state_out must not share memory with state")
+        step = self.chunk_size
+        if self.is_torch:
+            previous = torch.get_num_threads()
+            scoped = self.threads is not None and self.device.type == "cpu"
+            if scoped:
+                torch.set_num_threads(self.threads)  # type: ignore[arg-type]
+            try:
+                with torch.no_grad():
+                    for i in range(0, n, step):
+                        e = torch.from_numpy(strain[i : i + step]).to(self.device, self.dtype)
+                        h = torch.from_numpy(state[i : i + step]).to(self.device, self.dtype)
+                        s, h2 = self._step(e, h)  # type: ignore[misc]
+                        out[i : i + step] = s.to("cpu", torch.float64).numpy()
+                        state_out[i : i + step] = h2.to("cpu", torch.float64).numpy()
+            finally:
+                if scoped:
+                    torch.set_num_threads(previous)
+        else:
+            for i in range(0, n, step):
+                m = min(step, n - i)
+                s, h2 = self.material.update(strain[i : i + step], state[i : i + step])  # type: ignore[attr-defined]
+                s, h2 = np.asarray(s, dtype=np.float64), np.asarray(h2, dtype=np.float64)
+                if s.shape != (m, self.size) or h2.shape != (m, self.state_size):
+                    raise MaterialError(
+                        f"material returned stress {s.shape} and state {h2.shape} for "
+                        f"{m} points (want ({m}, {self.size}) and ({m}, {self.state_size}))"
+                    )
+                out[i : i + step] = s
+                state_out[i : i + step] = h2
         return out

@@ -21,9 +21,11 @@ from torch.nn.utils import parametrize
 
 from snmech._model_file import read_model_metadata, write_model_file
 from snmech.material.neural import LAW_KINDS, NeuralLaw, PotentialLaw
+from snmech.material.recurrent import RecurrentLaw
 
 FORMAT = "snmech-law/1"
 CERT_RTOL = 1e-9
+FILE_KINDS: dict[str, type[NeuralLaw]] = LAW_KINDS | {"recurrent": RecurrentLaw}
 
 
 class ModelFileError(ValueError):
@@ -40,6 +42,11 @@ def certificate_of(law: NeuralLaw) -> dict[str, Any]:
     if isinstance(law, PotentialLaw):
         cert["loewner_bound_pa"] = law.loewner_bound().tolist()
         cert["tangent"] = "symmetric positive semi-definite (gradient of a convex potential)"
+    elif isinstance(law, RecurrentLaw):
+        cert["loewner_bound_pa"] = law.loewner_bound().tolist()
+        cert["tangent"] = "symmetric positive semi-definite at any fixed state"
+        cert["state_lipschitz_bound"] = law.state_lipschitz_bound()
+        cert["state_size"] = law.state_size
     else:
         cert["tangent"] = "bounded, not necessarily symmetric"
     return cert
@@ -82,7 +89,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """The JSON metadata of a law file, validated for format."""
     p = Path(path)
     meta = read_model_metadata(p, what="law", fmt=FORMAT, error=ModelFileError)
-    if meta.get("kind") not in LAW_KINDS:
+    if meta.get("kind") not in FILE_KINDS:
         raise ModelFileError(f"{p}: unknown law kind {meta.get('kind')!r}")
     return meta
 
@@ -111,7 +118,7 @@ def load_law(
         tensors = load_file(str(p))
     except (SafetensorError, OSError) as exc:
         raise ModelFileError(f"{p}: cannot read the weights ({exc})") from None
-    cls = LAW_KINDS[meta["kind"]]
+    cls = FILE_KINDS[meta["kind"]]
     try:
         law = cls(**meta["architecture"], normalized=False)
         dtype = getattr(torch, meta.get("dtype", "float32"))
@@ -134,6 +141,13 @@ def check_certificate(law: NeuralLaw, stored: dict[str, Any], where: str) -> dic
     if not np.isclose(a, b, rtol=CERT_RTOL, atol=0.0):
         raise CertificateMismatchError(
             f"{where}: stored Lipschitz bound {a:.9e} Pa but the weights give {b:.9e} Pa"
+        )
+    if "state_lipschitz_bound" in stored and not np.isclose(
+        float(stored["state_lipschitz_bound"]), float(fresh.get("state_lipschitz_bound", np.nan))
+    ):
+        raise CertificateMismatchError(
+            f"{where}: stored state Lipschitz bound {stored['state_lipschitz_bound']} does not "
+            f"match the weights ({fresh.get('state_lipschitz_bound')})"
         )
     if "loewner_bound_pa" in stored:
         A, B = np.asarray(stored["loewner_bound_pa"]), np.asarray(fresh["loewner_bound_pa"])
