@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 import snmech
@@ -61,9 +63,13 @@ def data() -> None:
     "law_name",
     default="saturating",
     show_default=True,
-    help="reference law: linear or saturating",
+    help="reference law: linear, saturating, or j2 (plasticity: cyclic paths)",
 )
 @click.option("--n", "n", type=int, default=4096, show_default=True, help="number of samples")
+@click.option("--paths", type=int, default=128, show_default=True, help="j2: number of paths")
+@click.option("--steps", type=int, default=160, show_default=True, help="j2: steps per path")
+@click.option("--yield-stress", type=float, default=250e6, show_default=True, help="j2, Pa")
+@click.option("--hardening", type=float, default=5e9, show_default=True, help="j2, Pa")
 @click.option(
     "--out", type=click.Path(dir_okay=False), required=True, help="output file (.csv, .npz, .h5)"
 )
@@ -92,6 +98,10 @@ def data() -> None:
 def data_generate(
     law_name: str,
     n: int,
+    paths: int,
+    steps: int,
+    yield_stress: float,
+    hardening: float,
     out: str,
     sampling: str,
     strain_range: float,
@@ -102,10 +112,37 @@ def data_generate(
     stress_unit: str,
     seed: int,
 ) -> None:
-    """Sample strains, evaluate a reference law, write a data file."""
-    from snmech.material import generate_data, reference_law, save_data
+    """Sample strains (or, for j2, cyclic strain paths), evaluate a reference law, write a file.
+
+    Path data (j2) has ``path`` and ``step`` columns; strain-range is then the
+    largest strain of a path (take several times the yield strain).
+    """
+    from snmech.material import cyclic_data, generate_data, reference_law, save_data
 
     try:
+        if law_name == "j2":
+            law = reference_law(
+                "j2",
+                E=E,
+                nu=nu,
+                kinematics=kinematics,
+                yield_stress=yield_stress,
+                hardening=hardening,
+            )
+            kind = "mixed" if sampling in ("mixed", "cyclic") else sampling
+            dataset = cyclic_data(
+                law,  # type: ignore[arg-type]
+                paths,
+                steps,
+                strain_range,
+                kind=kind,  # type: ignore[arg-type]
+                seed=seed,
+            )
+            path = save_data(dataset, out, stress_unit=stress_unit)
+            click.echo(
+                f"wrote {paths} cyclic paths x {steps} steps (j2, {kinematics}, {kind}) to {path}"
+            )
+            return
         law = reference_law(law_name, E=E, nu=nu, kinematics=kinematics)
         dataset = generate_data(
             law,
@@ -125,7 +162,11 @@ def data_generate(
 @click.argument("data_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="law.safetensors")
 @click.option(
-    "--kind", default="potential", show_default=True, type=click.Choice(["potential", "direct"])
+    "--kind",
+    default="potential",
+    show_default=True,
+    type=click.Choice(["potential", "direct", "recurrent"]),
+    help="recurrent: a history-dependent law, trained on path data (path, step columns)",
 )
 @click.option("--lipschitz-max", type=float, default=None, help="cap on the certified bound (Pa)")
 @click.option(
@@ -133,7 +174,10 @@ def data_generate(
 )
 @click.option("--epochs", type=int, default=400, show_default=True)
 @click.option(
-    "--hidden", type=int, default=None, help="Hidden width [default: 16 potential, 64 direct]."
+    "--hidden",
+    type=int,
+    default=None,
+    help="Hidden width [default: 16 potential, 64 direct]; cone units for recurrent [2].",
 )
 @click.option("--lr", type=float, default=3e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -178,6 +222,9 @@ def train(
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     out_path = Path(out)
+    if kind == "recurrent":
+        _train_recurrent(dataset, out_path, hidden, epochs, seed)
+        return
     ckpt = Path(checkpoint) if checkpoint else out_path.with_suffix(".ckpt")
     report = Path(report_dir) if report_dir else out_path.parent
     summary = train_and_report(
@@ -198,6 +245,26 @@ def train(
     )
 
 
+def _train_recurrent(dataset: Any, out: Any, units: int | None, epochs: int, seed: int) -> None:
+    """``snmech train --kind recurrent``: unroll on whole paths, write the law file."""
+    from snmech.material import paths_from_data, save_law
+    from snmech.material.recurrent_training import RecurrentTrainingConfig, train_recurrent_law
+
+    try:
+        strain, stress = paths_from_data(dataset)
+        cfg = RecurrentTrainingConfig(units=units or 2, epochs=epochs, seed=seed)
+        res = train_recurrent_law(strain, stress, dataset.kinematics.value, config=cfg)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    save_law(res.law, out, training=res.summary(), data_sha256=dataset.sha256())
+    click.echo(
+        f"wrote {out}: held-out paths relative error {res.val_errors.mean():.4f} (mean), "
+        f"{res.val_errors.max():.4f} (max); certified Lipschitz bound "
+        f"{res.law.lipschitz_bound():.4e} Pa; state map Lipschitz bound "
+        f"{res.law.state_lipschitz_bound():.3g}"
+    )
+
+
 @cli.command()
 @click.argument("law_file", type=click.Path(dir_okay=False))
 def certify(law_file: str) -> None:
@@ -211,6 +278,12 @@ def certify(law_file: str) -> None:
     meta = read_metadata(law_file)
     click.echo(f"{law_file}: {meta['kind']} law, {law.kinematics.value}")
     click.echo(f"  certified Lipschitz bound  {law.lipschitz_bound():.6e} Pa  (matches the file)")
+    if "state_lipschitz_bound" in meta["certificate"]:
+        cert = meta["certificate"]
+        click.echo(
+            f"  state update Lipschitz bound  {cert['state_lipschitz_bound']:.6g} "
+            f"(non-expansive), {cert['state_size']} state entries per point"
+        )
     if "loewner_bound_pa" in meta["certificate"]:
         click.echo("  Loewner bound C_bar (Pa):")
         for row in meta["certificate"]["loewner_bound_pa"]:

@@ -47,8 +47,27 @@ def test_train_surrogate_is_accurate_and_tight(tmp_path):
     assert m["min_loewner_eigenvalue_pa"] > 0
 
 
+def test_cantilever_cyclic_plasticity_recurrent_law_follows_j2(tmp_path):
+    m = load("cantilever_cyclic_plasticity").main(
+        tmp_path, end=0.02, epochs=25, paths=24, progress=False
+    )
+    assert m["plastic_points_j2"] > 0  # the root yields within the first half cycle
+    assert m["state_lipschitz_bound"] == 1.0
+    assert 0.8 < m["law_L_over_j2"] < 1.2  # a trained law: its own certificate, near J2's C
+    assert m["tip_history_rel_diff"] < 0.25  # a briefly trained law already follows J2
+    assert m["max_energy_balance_error"] < 0.01
+    assert (tmp_path / "recurrent_law.safetensors").exists()
+
+
 @pytest.mark.parametrize(
-    "case", ["cantilever_impact", "cantilever_step_load", "bridge_crossing", "bridge_crossing_3d"]
+    "case",
+    [
+        "cantilever_impact",
+        "cantilever_step_load",
+        "bridge_crossing",
+        "bridge_crossing_3d",
+        "cantilever_cyclic_plasticity",
+    ],
 )
 def test_case_files_run_with_snmech_simulate(case, tmp_path):
     from snmech.cli import cli

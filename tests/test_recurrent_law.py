@@ -32,7 +32,7 @@ def random_law(kinematics: str = "3d", units: int = 3, seed: int = 0) -> Recurre
         law.G.copy_(torch.randn_like(law.G))
         law.Pu.copy_(torch.randn_like(law.Pu))
         law.pt.copy_(torch.randn_like(law.pt))
-        law.r_raw.fill_(-1.0)
+        law.rho_raw.fill_(-1.0)
     return law
 
 
@@ -63,7 +63,7 @@ def j2_as_recurrent(j2: J2Plasticity, strain_scale: float, stress_scale: float) 
         law.pt[0, m_s] = 1.0
         law.a_raw.fill_(30.0)  # softplus = 30; the normalization brings a to 1 / (1 + 1e-5)
         law.kappa_raw.fill_(float(_softplus_inverse(torch.tensor(kappa, dtype=torch.float64))))
-        law.r_raw.fill_(float(_softplus_inverse(torch.tensor(r, dtype=torch.float64))))
+        law.rho_raw.fill_(float(_softplus_inverse(torch.tensor(kappa * r, dtype=torch.float64))))
     return law
 
 
@@ -201,3 +201,31 @@ def test_bad_input_is_named() -> None:
         RecurrentLaw("3d", units=0)
     with pytest.raises(ValueError, match="NaN"):
         train_recurrent_law(np.full((3, 5, 6), np.nan), np.zeros((3, 5, 6)), "3d")
+
+
+def test_cli_j2_paths_recurrent_training_and_certify(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from snmech.cli import cli
+    from snmech.material import load_data, paths_from_data
+
+    runner = CliRunner()
+    data = tmp_path / "j2.csv"
+    args = ["data", "generate", "--law", "j2", "--paths", "12", "--steps", "60"]
+    r = runner.invoke(cli, [*args, "--strain-range", "6e-3", "--out", str(data)])
+    assert r.exit_code == 0, r.output
+    strain, stress = paths_from_data(load_data(data))
+    assert strain.shape == (12, 60, 6) and np.abs(stress).max() > 250e6
+    law = tmp_path / "rl.safetensors"
+    r = runner.invoke(
+        cli, ["train", str(data), "--kind", "recurrent", "--epochs", "3", "--out", str(law)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "state map Lipschitz bound 1" in r.output
+    r = runner.invoke(cli, ["certify", str(law)])
+    assert r.exit_code == 0 and "non-expansive" in r.output
+    # Point data (no path/step columns) cannot train a recurrent law: said so.
+    points = tmp_path / "points.npz"
+    runner.invoke(cli, ["data", "generate", "--law", "linear", "--n", "64", "--out", str(points)])
+    r = runner.invoke(cli, ["train", str(points), "--kind", "recurrent", "--out", str(law)])
+    assert r.exit_code != 0 and "path" in r.output

@@ -10,6 +10,7 @@ it. Relative paths are relative to the case file. Example::
 
     [material]
     law = "law.safetensors"       # or reference = "linear", E = 210e9, nu = 0.3
+                                  # (reference = "j2" also takes yield_stress, hardening)
     density = 7850.0              # kg/m^3
 
     [time]
@@ -159,13 +160,30 @@ def build_material(case: Case, kinematics: str) -> Any:
     if "reference" in spec:
         E = _number("material", "E", spec.get("E", 210e9), positive=True)
         nu = _number("material", "nu", spec.get("nu", 0.3))
-        return reference_law(spec["reference"], E=E, nu=nu, kinematics=kinematics)
+        plastic = {
+            key: _number("material", key, spec[key], positive=key == "yield_stress")
+            for key in ("yield_stress", "hardening")
+            if key in spec
+        }
+        if plastic and spec["reference"] != "j2":
+            raise CaseError(
+                f"[material] {sorted(plastic)} only apply to reference = 'j2', "
+                f"not {spec['reference']!r}"
+            )
+        return reference_law(spec["reference"], E=E, nu=nu, kinematics=kinematics, **plastic)
     raise CaseError("[material] needs law = FILE or reference = NAME")
 
 
 def _amplitude(table: str, spec: Mapping[str, Any]) -> Callable[[float], float]:
-    """Time function: linear ramp over ``ramp`` s from ``start`` s, off after ``duration`` s."""
+    """Time function: a ramp, an on/off window and an optional sine.
+
+    Linear ramp over ``ramp`` s from ``start_time`` s, off after ``duration`` s,
+    times ``sin(2 pi frequency (t - start_time))`` when a ``frequency`` (Hz) is
+    given (cyclic loads).
+    """
     ramp = _number(table, "ramp", spec.get("ramp", 0.0))
+    freq = spec.get("frequency")
+    omega = 0.0 if freq is None else 2 * math.pi * _number(table, "frequency", freq, True)
     start = _number(table, "start_time", spec.get("start_time", 0.0))
     duration = spec.get("duration")
     stop = math.inf if duration is None else start + _number(table, "duration", duration, True)
@@ -173,7 +191,8 @@ def _amplitude(table: str, spec: Mapping[str, Any]) -> Callable[[float], float]:
     def amplitude(t: float) -> float:
         if t < start or t > stop:
             return 0.0
-        return 1.0 if ramp <= 0 else min(1.0, (t - start) / ramp)
+        a = 1.0 if ramp <= 0 else min(1.0, (t - start) / ramp)
+        return a * math.sin(omega * (t - start)) if omega else a
 
     return amplitude
 
@@ -268,10 +287,16 @@ def _initial_velocity(case: Case, gdim: int) -> Any:
 
 
 def build_solver(case: Case, comm: MPI.Comm = MPI.COMM_WORLD, **overrides: Any) -> ExplicitSolver:
-    """The solver a case describes (``overrides`` go to :class:`ExplicitSolver`)."""
+    """The solver a case describes.
+
+    ``overrides`` go to :class:`ExplicitSolver`; ``material=`` replaces the
+    case's law (e.g. to run one case with two laws).
+    """
     tagged = build_mesh(case, comm)
     gdim = tagged.mesh.geometry.dim
-    material = build_material(case, "3d" if gdim == 3 else "plane_strain")
+    material = overrides.pop("material", None)
+    if material is None:
+        material = build_material(case, "3d" if gdim == 3 else "plane_strain")
     bcs, loads = build_conditions(case, gdim)
     mat, tim = case.data["material"], case.data["time"]
     dt = tim.get("dt", "certified")

@@ -137,11 +137,13 @@ class RecurrentLaw(NeuralLaw):
         Pu += 0.01 * torch.randn(Pu.shape, dtype=torch.float64)
         self.Pu = nn.Parameter(Pu.float())
         pt = torch.zeros(self.units, m, dtype=torch.float64)
-        pt[torch.arange(self.units), m_s + torch.arange(self.units)] = 0.5
+        pt[torch.arange(self.units), m_s + torch.arange(self.units)] = 1.0
         self.pt = nn.Parameter(pt.float())
         self.a_raw = nn.Parameter(torch.full((self.units,), 2.0))
-        self.kappa_raw = nn.Parameter(torch.full((self.units,), 1.0))
-        self.r_raw = nn.Parameter(torch.linspace(0.0, 1.0, self.units))
+        # Cone k: ||u|| <= kappa_k t + rho_k (rho: radius of the elastic range, kappa:
+        # how fast it grows with the hardening coordinate), both positive.
+        self.kappa_raw = nn.Parameter(_softplus_inverse(torch.full((self.units,), 0.1)))
+        self.rho_raw = nn.Parameter(_softplus_inverse(torch.linspace(1.0, 1.5, self.units)))
 
     @property
     def state_size(self) -> int:
@@ -155,18 +157,43 @@ class RecurrentLaw(NeuralLaw):
         return torch.einsum("k,kpi,kpj->ij", a, self.Pu, self.Pu) + (self.pt.T * a) @ self.pt
 
     def _parts(self) -> tuple[torch.Tensor, ...]:
-        """``a, kappa, r`` as applied: ``a`` scaled so that ``lambda_max(S) <= 1``."""
+        """``a, kappa, r`` as applied.
+
+        ``a`` is scaled so that ``lambda_max(S) <= 1``; ``r = rho / kappa`` puts
+        the apex of cone ``k`` at ``t = -r``.
+        """
         softplus = nn.functional.softplus
         a = softplus(self.a_raw)
         lam = torch.linalg.eigvalsh(self._cone_matrix(a))[-1]
         a = a / torch.clamp(lam * (1.0 + _S_MARGIN), min=1.0)
-        return a, softplus(self.kappa_raw), softplus(self.r_raw)
+        kappa = softplus(self.kappa_raw)
+        return a, kappa, softplus(self.rho_raw) / kappa
 
     def initial_state(self, n: int, *, like: torch.Tensor | None = None) -> ArrayOrTensor:
         """A virgin state of shape ``(n, state_size)``: numpy float64, or a tensor like ``like``."""
         if like is not None:
             return torch.zeros(n, self.state_size, dtype=like.dtype, device=like.device)
         return np.zeros((n, self.state_size))
+
+    def _cone_maps(self) -> torch.Tensor:
+        """All ``P_k`` stacked: ``(K (p + 1), m)``, rows ``u`` then ``t`` of each unit."""
+        return torch.cat([self.Pu, self.pt[:, None, :]], dim=1).flatten(0, 1)
+
+    def _cell(
+        self,
+        y_trial: torch.Tensor,
+        h: torch.Tensor,
+        P: torch.Tensor,
+        parts: tuple[torch.Tensor, ...],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(tau_s, h')`` from the trial ``G e`` ``(n, m_s)`` and the state ``h`` ``(n, m)``."""
+        a, kappa, r = parts
+        m_s, K = self.strain_state_size, self.units
+        y = torch.cat([y_trial - h[:, :m_s], -h[:, m_s:]], dim=1)
+        z = (y @ P.T).unflatten(1, (K, -1))
+        r_u, r_s = cone_residual(z[..., :-1], z[..., -1] + r, kappa)
+        corr = (torch.cat([r_u, r_s[..., None]], dim=2) * a[:, None]).flatten(1) @ P
+        return y[:, :m_s] - corr[:, :m_s], h + corr
 
     def scaled_step(
         self, e: torch.Tensor, h: torch.Tensor, parts: tuple[torch.Tensor, ...] | None = None
@@ -175,15 +202,9 @@ class RecurrentLaw(NeuralLaw):
 
         ``parts`` (from ``_parts()``) may be passed in to reuse them over a time loop.
         """
-        a, kappa, r = self._parts() if parts is None else parts
-        m_s = self.strain_state_size
-        y = torch.cat([e @ self.G.T - h[:, :m_s], -h[:, m_s:]], dim=1)
-        u = torch.einsum("nm,kpm->nkp", y, self.Pu)
-        s = y @ self.pt.T + r
-        r_u, r_s = cone_residual(u, s, kappa)
-        corr = torch.einsum("nkp,kpm->nm", r_u * a[:, None], self.Pu) + (r_s * a) @ self.pt
-        stress = (y[:, :m_s] - corr[:, :m_s]) @ self.G
-        return stress, h + corr
+        parts = self._parts() if parts is None else parts
+        tau_s, h_new = self._cell(e @ self.G.T, h, self._cone_maps(), parts)
+        return tau_s @ self.G, h_new
 
     def scaled_stress(self, e: torch.Tensor) -> torch.Tensor:
         """Scaled stress of a virgin point (zero state)."""
@@ -231,13 +252,13 @@ class RecurrentLaw(NeuralLaw):
             if state is None
             else state
         )
-        parts = self._parts()
-        e = paths / self.strain_scale
-        out = []
+        parts, P = self._parts(), self._cone_maps()
+        trial = (paths / self.strain_scale) @ self.G.T  # (B, T, m_s), one matmul
+        taus = []
         for i in range(paths.shape[1]):
-            f, h = self.scaled_step(e[:, i], h, parts)
-            out.append(f)
-        return self.stress_scale * torch.stack(out, dim=1)
+            tau_s, h = self._cell(trial[:, i], h, P, parts)
+            taus.append(tau_s)
+        return self.stress_scale * (torch.stack(taus, dim=1) @ self.G)
 
     def tangent_at(self, strain: ArrayOrTensor, state: ArrayOrTensor) -> ArrayOrTensor:
         """``d stress / d strain`` (Pa) at fixed state, ``(n, size, size)``, by autograd."""
@@ -296,6 +317,9 @@ def fit_elastic_init(
 ) -> None:
     """Start ``G`` at the square root of the best linear fit on (small-strain) samples.
 
+    In plane strain the out-of-plane row of ``G`` cannot be fitted (``eps_33 = 0``):
+    it starts from the isotropic stiffness with the fitted ``lambda`` and ``mu``.
+
     Args:
         law: the law to initialize (modified in place).
         strain: Mandel strains ``(n, size)`` from the elastic range (e.g. first steps).
@@ -303,34 +327,54 @@ def fit_elastic_init(
     """
     e, s = strain / law.strain_scale, stress / law.stress_scale
     C, *_ = np.linalg.lstsq(e, s, rcond=None)
-    w, V = np.linalg.eigh(0.5 * (C + C.T))
-    root = (V * np.sqrt(np.clip(w, 1e-6 * max(w.max(), 1e-12), None))) @ V.T
-    d, m_s = law.kinematics.size, law.strain_state_size
-    G = np.zeros((m_s, d))
-    rows = list(range(d)) if d == 6 else [0, 1, 3]
-    G[rows] = root
+    C = 0.5 * (C + C.T)
+    d = law.kinematics.size
     if d == 3:
-        # Out-of-plane row: the plane-strain 33 strain is zero, its stress comes
-        # from the in-plane normal strains (Poisson): start with a small coupling.
-        G[2] = 0.5 * (root[0] + root[1]) * 0.3
+        lam, mu = C[0, 1], 0.5 * C[2, 2]
+        C = lam * np.outer([1, 1, 1, 0], [1, 1, 1, 0]) + 2 * mu * np.eye(4)
+    w, V = np.linalg.eigh(C)
+    root = (V * np.sqrt(np.clip(w, 1e-6 * max(w.max(), 1e-12), None))) @ V.T
+    G = root if d == 6 else root[:, [0, 1, 3]]
     with torch.no_grad():
         law.G.copy_(torch.as_tensor(G, dtype=law.G.dtype))
 
 
-def fit_radii(law: RecurrentLaw, strain: npt.NDArray[np.float64]) -> None:
-    """Place the cone apexes so the elastic range ends near the median trial size of ``strain``.
+def fit_yield_init(
+    law: RecurrentLaw,
+    strain: npt.NDArray[np.float64],
+    stress: npt.NDArray[np.float64],
+    tolerance: float = 0.02,
+) -> None:
+    """Start the cone radii at the size of the elastic range seen in path data.
+
+    On each path the first step whose stress leaves the linear response ``G^T G e``
+    by more than ``tolerance`` (relative) marks first yield; the radius is the
+    median over paths of the deviatoric trial size ``||dev(G e)||`` one step
+    before (units ``k`` start at 1 to 1.5 times that).
 
     Args:
-        law: the law (``G`` already initialized); modified in place.
-        strain: Mandel strains ``(n, size)`` representative of the training paths.
+        law: the law, ``G`` already initialized (:func:`fit_elastic_init`).
+        strain: Mandel strain paths ``(B, T, size)`` from the virgin state.
+        stress: their stresses (Pa), same shape.
+        tolerance: relative departure from linearity that counts as yield.
     """
     with torch.no_grad():
+        G = law.G.double()
         e = torch.as_tensor(strain / law.strain_scale, dtype=torch.float64)
-        y = e @ law.G.double().T
-        size = torch.linalg.vector_norm(y @ deviatoric_projector(law.strain_state_size), dim=1)
-        scale = float(torch.quantile(size, 0.5)) if size.numel() else 1.0
-        radii = scale * torch.linspace(0.5, 1.0, law.units, dtype=torch.float64)
-        law.r_raw.copy_(_softplus_inverse(radii).to(law.r_raw.dtype))
+        f = torch.as_tensor(stress / law.stress_scale, dtype=torch.float64)
+        y = e @ G.T
+        linear = y @ G
+        scale = torch.linalg.vector_norm(f, dim=2).amax(dim=1, keepdim=True)
+        off = torch.linalg.vector_norm(f - linear, dim=2) > tolerance * scale
+        yielded = off.any(dim=1)
+        if not yielded.any():
+            return  # an elastic data set: keep the default radii
+        first = off.int().argmax(dim=1)[yielded]
+        before = torch.clamp(first - 1, min=0)
+        trial = y[yielded, before] @ deviatoric_projector(law.strain_state_size)
+        radius = float(torch.linalg.vector_norm(trial, dim=1).median())
+        radii = max(radius, 1e-6) * torch.linspace(1.0, 1.5, law.units, dtype=torch.float64)
+        law.rho_raw.copy_(_softplus_inverse(radii).to(law.rho_raw.dtype))
 
 
 def _softplus_inverse(x: torch.Tensor) -> torch.Tensor:

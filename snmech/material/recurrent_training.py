@@ -19,7 +19,7 @@ import numpy.typing as npt
 import torch
 from tqdm.auto import tqdm
 
-from snmech.material.recurrent import RecurrentLaw, fit_elastic_init, fit_radii
+from snmech.material.recurrent import RecurrentLaw, fit_elastic_init, fit_yield_init
 
 Array = npt.NDArray[np.float64]
 
@@ -117,9 +117,8 @@ def train_recurrent_law(
         raise ValueError(f"{kinematics} needs size {law.kinematics.size}, got {strain.shape[2]}")
     first = strain[tr_idx, :3].reshape(-1, strain.shape[2])
     fit_elastic_init(law, first, stress[tr_idx, :3].reshape(-1, strain.shape[2]))
+    fit_yield_init(law, strain[tr_idx], stress[tr_idx])
     law = law.to(dtype)
-    # Radii from the whole training set (fit_elastic_init saw the first steps only).
-    fit_radii(law, strain[tr_idx].reshape(-1, strain.shape[2]))
 
     def tens(x: Array) -> torch.Tensor:
         return torch.as_tensor(x, dtype=dtype)
