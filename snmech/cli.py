@@ -459,7 +459,7 @@ def robust() -> None:
 
 @robust.command("train")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="*.safetensors")
-@click.option("--margin", type=float, default=1.0, show_default=True, help="l2 radius aimed for")
+@click.option("--margin", type=float, default=0.6, show_default=True, help="l2 radius aimed for")
 @click.option("--epochs", type=int, default=150, show_default=True)
 def robust_train(out: str, margin: float, epochs: int) -> None:
     """Train the certified digits MLP and write it with its certificate to OUT."""

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from snmech.robust import (
+    PairwiseMarginCrossEntropy,
     certified_accuracy,
     certified_radii,
     certify,
@@ -17,10 +18,14 @@ from snmech.robust import (
     lipschitz_mlp,
     load_digits_split,
     margin_cross_entropy,
+    pairwise_lipschitz,
+    pairwise_margin_cross_entropy,
+    pairwise_radii,
     pgd,
     train_classifier,
     validate_images,
 )
+from snmech.robust._orthogonal import _Bjorck
 from snmech.robust.losses import MarginCrossEntropy
 from snmech.spectral import lipschitz_bound
 
@@ -39,6 +44,16 @@ def trained(digits):
     train_classifier(
         model, digits.x_train, digits.y_train, MarginCrossEntropy(1.0, 10.0), epochs=15, lr=1e-2
     )
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained_rows(digits):
+    # unit-row head + pairwise margin loss: certified by the pairwise bound only
+    torch.manual_seed(0)
+    model = lipschitz_mlp(64, (64,), 10, activation="maxmin", head="rows")
+    loss = PairwiseMarginCrossEntropy(model[-1], 0.6, 10.0)
+    train_classifier(model, digits.x_train, digits.y_train, loss, epochs=15, lr=1e-2)
     return model
 
 
@@ -70,6 +85,77 @@ def test_pgd_never_breaks_a_certified_radius(trained, digits, norm):
         assert (model(adv).argmax(1) == y).all()
     assert ((adv - x).flatten(1).norm(dim=1) <= r * 1.0001).all()
     assert adv.min() >= 0 and adv.max() <= 1
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_pgd_never_breaks_a_pairwise_radius(trained_rows, digits, norm):
+    model = export(trained_rows)
+    res = certify(model, digits.x_test, digits.y_test)
+    assert res.pairwise is not None
+    glob = certify(model, digits.x_test, digits.y_test, pairwise=False)
+    assert (res.radii >= glob.radii).all()
+    assert res.accuracy(0.25) > glob.accuracy(0.25) + 0.1  # the row head needs it
+    keep = res.correct & (res.radii > 1e-3)
+    x, y, r = digits.x_test[keep], digits.y_test[keep], res.radii[keep].float()
+    eps = 0.999 * r if norm == "l2" else 0.999 * r / math.sqrt(64)
+    adv = pgd(model, x, y, eps, norm=norm, steps=50, restarts=3)
+    with torch.no_grad():
+        assert (model(adv).argmax(1) == y).all()
+    # and slightly beyond the pairwise radius the attack does find examples
+    adv = pgd(model, x, y, 2.0 * r + 0.2, norm="l2", steps=50, restarts=1)
+    with torch.no_grad():
+        assert (model(adv).argmax(1) != y).double().mean() > 0.5
+
+
+def test_pairwise_radius_is_distance_to_the_bisector():
+    # identity features in R^2, rows at 0 and 60 degrees: z_0 - z_1 = (w0 - w1).x,
+    # ||w0 - w1|| = 1, so the radius of x is its distance to the line (w0 - w1).x = 0
+    w = torch.tensor([[1.0, 0.0], [0.5, math.sqrt(3) / 2], [-1.0, 0.0]])
+    model = nn.Sequential(nn.Linear(2, 3, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(w)
+    x = torch.tensor([[2.0, 0.1]])
+    pair = pairwise_lipschitz(model)
+    assert pair[0, 1].item() == pytest.approx(1.0, rel=1e-6)
+    assert pair[0, 2].item() == pytest.approx(2.0, rel=1e-6)
+    d = (w[0] - w[1]) @ x[0]
+    r = pairwise_radii(model(x), pair)
+    assert r.item() == pytest.approx(min(d.item() / 1.0, (4.0 / 2.0)), rel=1e-5)
+    # the global radius sqrt(2) ||W|| is smaller
+    assert certified_radii(model(x), lipschitz_bound(model).value).item() < r.item()
+    inside = pgd(model, x, torch.tensor([0]), 0.99 * r.item(), steps=50, restarts=1, box=(-9, 9))
+    outside = pgd(model, x, torch.tensor([0]), 1.01 * r.item(), steps=50, restarts=1, box=(-9, 9))
+    assert model(inside).argmax(1).item() == 0
+    assert model(outside).argmax(1).item() != 0
+
+
+def test_pairwise_loss_equals_margin_loss_for_an_orthonormal_head():
+    g = torch.Generator().manual_seed(2)
+    q, _ = torch.linalg.qr(torch.randn(16, 4, generator=g, dtype=torch.float64))
+    z = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3, 1, 0])
+    a = pairwise_margin_cross_entropy(z, y, q.t(), margin=0.7, temperature=5.0)
+    b = margin_cross_entropy(z, y, margin=0.7, temperature=5.0)
+    assert a.item() == pytest.approx(b.item(), rel=1e-9)
+    with pytest.raises(ValueError, match="head_weight"):
+        pairwise_margin_cross_entropy(z, y, q, margin=0.7)
+
+
+def test_pairwise_needs_a_linear_head():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    with pytest.raises(ValueError, match="ending in nn.Linear"):
+        certify(model, torch.rand(2, 4), torch.tensor([0, 1]), pairwise=True)
+
+
+@pytest.mark.parametrize("shape", [(40, 6), (6, 40)])
+def test_bjorck_in_gram_space_equals_plain_iteration(shape):
+    w = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    w = w / torch.linalg.matrix_norm(w, ord=2)
+    ref = w
+    for _ in range(3):
+        tall = ref.shape[0] >= ref.shape[1]
+        ref = 1.5 * ref - 0.5 * (ref @ (ref.t() @ ref) if tall else (ref @ ref.t()) @ ref)
+    assert torch.allclose(_Bjorck(3)(w), ref, atol=1e-13)
 
 
 def test_pgd_does_break_beyond_the_radius(trained, digits):

@@ -2,7 +2,9 @@
 
 Train a 1-Lipschitz network with a margin loss, export it to plain layers
 (same outputs), certify it with :func:`snmech.spectral.lipschitz_bound`, and
-read off certified l2 radii ``margin / (sqrt(2) L)``; attack it with FGSM/PGD.
+read off certified l2 radii ``margin / (sqrt(2) L)`` or the sharper pairwise
+radii; attack it with FGSM/PGD. Also: a Squeeze-and-Excitation block with
+normalized excitation and L1 gate sparsity, and the adversarial-clutter problem.
 """
 
 from snmech.robust._orthogonal import orthogonal_norm
@@ -13,20 +15,34 @@ from snmech.robust.certify import (
     certified_accuracy_curve,
     certified_radii,
     certify,
+    pairwise_lipschitz,
+    pairwise_radii,
 )
+from snmech.robust.clutter import ClutterData, ClutterSpec, clutter_cnn, make_clutter
 from snmech.robust.data import DigitsSplit, load_digits_split, validate_images
 from snmech.robust.evaluate import RobustnessReport, evaluate_robustness
-from snmech.robust.functional import hinge_kantorovich, logit_margin, margin_cross_entropy
-from snmech.robust.losses import HingeKantorovich, MarginCrossEntropy
+from snmech.robust.functional import (
+    hinge_kantorovich,
+    logit_margin,
+    margin_cross_entropy,
+    pairwise_margin_cross_entropy,
+)
+from snmech.robust.losses import HingeKantorovich, MarginCrossEntropy, PairwiseMarginCrossEntropy
 from snmech.robust.models import build_model, export, lipschitz_cnn, lipschitz_mlp, plain_mlp
+from snmech.robust.se import SEBound, SqueezeExcitation, excitation_l1, gate_l1, se_lipschitz_bound
 from snmech.robust.train import TrainResult, train_classifier
 
 __all__ = [
     "Certification",
+    "ClutterData",
+    "ClutterSpec",
     "DigitsSplit",
     "HingeKantorovich",
     "MarginCrossEntropy",
+    "PairwiseMarginCrossEntropy",
     "RobustnessReport",
+    "SEBound",
+    "SqueezeExcitation",
     "TrainResult",
     "attack_accuracy",
     "build_model",
@@ -34,18 +50,26 @@ __all__ = [
     "certified_accuracy_curve",
     "certified_radii",
     "certify",
+    "clutter_cnn",
     "evaluate_robustness",
+    "excitation_l1",
     "export",
     "fgsm",
+    "gate_l1",
     "hinge_kantorovich",
     "lipschitz_cnn",
     "lipschitz_mlp",
     "load_digits_split",
     "logit_margin",
+    "make_clutter",
     "margin_cross_entropy",
     "orthogonal_norm",
+    "pairwise_lipschitz",
+    "pairwise_margin_cross_entropy",
+    "pairwise_radii",
     "pgd",
     "plain_mlp",
+    "se_lipschitz_bound",
     "train_classifier",
     "validate_images",
 ]

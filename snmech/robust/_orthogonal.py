@@ -27,11 +27,21 @@ class _Bjorck(nn.Module):
         self.n_iterations = n_iterations
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        # Note [Björck in the small Gram space]: with G = W^T W (tall W; W W^T for a
+        # wide one) each step is W_{k+1} = W_k M_k, M_k = 3/2 I - 1/2 G_k, and
+        # G_{k+1} = M_k G_k M_k since M_k is a polynomial in G (they commute). So
+        # the steps run on the small n x n matrices and W is multiplied once: two
+        # products with W instead of two per step.
         w = weight.flatten(1)
         tall = w.shape[0] >= w.shape[1]
+        gram = w.t() @ w if tall else w @ w.t()
+        eye = torch.eye(gram.shape[0], dtype=w.dtype, device=w.device)
+        poly = eye
         for _ in range(self.n_iterations):
-            # Multiply through the smaller Gram matrix.
-            w = 1.5 * w - 0.5 * (w @ (w.t() @ w) if tall else (w @ w.t()) @ w)
+            step = 1.5 * eye - 0.5 * gram
+            poly = poly @ step
+            gram = step @ gram @ step
+        w = w @ poly if tall else poly @ w
         return w.reshape(weight.shape)
 
     def extra_repr(self) -> str:

@@ -46,6 +46,47 @@ def margin_cross_entropy(
     return F.cross_entropy(temperature * (logits - offset), target) / temperature
 
 
+def pairwise_margin_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    head_weight: torch.Tensor,
+    *,
+    margin: float = 1.0,
+    temperature: float = 10.0,
+) -> torch.Tensor:
+    r"""Cross-entropy with each rival logit raised by ``margin * ||w_y - w_j||``.
+
+    .. math:: \ell = \frac{1}{T}\,\mathrm{CE}\big(T (z_j + m \|w_y - w_j\|_2)_j,\, y\big)
+
+    The pairwise form of :func:`margin_cross_entropy` for a 1-Lipschitz feature
+    map under a head ``W`` (Note [Pairwise certificate]): near zero only when
+    every pairwise radius exceeds ``m``. For an orthogonal head
+    (``||w_y - w_j|| = sqrt(2)``) it equals :func:`margin_cross_entropy`.
+
+    Args:
+        logits: ``(B, K)``.
+        target: ``(B,)`` class indices.
+        head_weight: ``(K, F)`` the weight the head applies (gradients flow to it).
+        margin: the l2 radius aimed for (>= 0).
+        temperature: ``T > 0``.
+
+    Returns:
+        The mean loss (scalar).
+    """
+    _check(logits, target, margin)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if head_weight.dim() != 2 or head_weight.shape[0] != logits.shape[1]:
+        raise ValueError(
+            f"head_weight must be ({logits.shape[1]}, F), got {tuple(head_weight.shape)}"
+        )
+    diff = head_weight[:, None, :] - head_weight[None, :, :]
+    # sqrt of a clamped sum of squares: the diagonal (0) keeps a finite gradient
+    pair = diff.pow(2).sum(dim=-1).clamp_min(1e-12).sqrt()
+    offset = margin * pair[target] * (1.0 - F.one_hot(target, logits.shape[1]).to(logits.dtype))
+    return F.cross_entropy(temperature * (logits + offset), target) / temperature
+
+
 def hinge_kantorovich(
     logits: torch.Tensor,
     target: torch.Tensor,

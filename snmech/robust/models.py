@@ -11,10 +11,13 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from snmech.robust._orthogonal import orthogonal_norm
+from snmech.robust._rows import unit_row_norm
 from snmech.spectral import GroupSort, MaxMin, spectral_norm
 
 Activation = Literal["groupsort", "maxmin", "relu"]
 _ACTIVATIONS = ("groupsort", "maxmin", "relu")
+Head = Literal["orthogonal", "rows"]
+_HEADS = ("orthogonal", "rows")
 
 
 def _activation(name: str) -> nn.Module:
@@ -35,12 +38,16 @@ def lipschitz_mlp(
     activation: Activation = "groupsort",
     orthogonal_iterations: int = 3,
     normalized: bool = True,
+    head: Head = "orthogonal",
 ) -> nn.Sequential:
-    """A 1-Lipschitz MLP: normalized ``Linear`` layers and GroupSort/MaxMin activations.
+    """A Lipschitz MLP: normalized ``Linear`` layers and GroupSort/MaxMin activations.
 
-    Every linear layer carries :func:`snmech.spectral.spectral_norm` (target 1)
-    and, when ``orthogonal_iterations > 0``, Björck steps after it
-    (:func:`snmech.robust._orthogonal.orthogonal_norm`).
+    Every hidden linear layer carries :func:`snmech.spectral.spectral_norm`
+    (target 1) and, when ``orthogonal_iterations > 0``, Björck steps after it
+    (:func:`snmech.robust._orthogonal.orthogonal_norm`), so the feature map is
+    1-Lipschitz. The head is normalized the same way (``"orthogonal"``: the whole
+    network is 1-Lipschitz) or has unit-norm rows (``"rows"``, Note [Unit-row
+    head]: certify it with the pairwise bound of :func:`snmech.robust.certify`).
 
     Args:
         in_features: input size; inputs of any shape ``(B, *s)`` with
@@ -51,19 +58,26 @@ def lipschitz_mlp(
         orthogonal_iterations: Björck steps per forward; 0 for spectral norm only.
         normalized: ``False`` builds the same architecture with plain layers
             (what a model file is loaded into).
+        head: ``"orthogonal"`` or ``"rows"``.
 
     Returns:
         An ``nn.Sequential`` that :func:`snmech.spectral.lipschitz_bound` certifies.
     """
     _check_sizes(in_features=in_features, n_classes=n_classes, hidden=tuple(hidden))
     _activation(activation)  # validate
+    if head not in _HEADS:
+        raise ValueError(f"head must be one of {_HEADS}, got {head!r}")
     layers: list[nn.Module] = [nn.Flatten()]
     width = in_features
     for h in hidden:
         layers += [_normed(nn.Linear(width, h), orthogonal_iterations, normalized)]
         layers += [_activation(activation)]
         width = h
-    layers.append(_normed(nn.Linear(width, n_classes), orthogonal_iterations, normalized))
+    last = nn.Linear(width, n_classes)
+    if head == "rows" and normalized:
+        layers.append(unit_row_norm(last))
+    else:
+        layers.append(_normed(last, orthogonal_iterations, normalized))
     return nn.Sequential(*layers)
 
 
@@ -159,8 +173,12 @@ def export(model: nn.Module) -> nn.Module:
     model.eval()
     try:
         exported = copy.deepcopy(model)
+        replaced: list[str] = []
         for name, module in list(model.named_modules()):
+            if any(name.startswith(p + ".") for p in replaced):
+                continue  # inside a layer already baked (e.g. its parametrization modules)
             if name and parametrize.is_parametrized(module):
+                replaced.append(name)
                 parent, _, leaf = name.rpartition(".")
                 owner = exported.get_submodule(parent) if parent else exported
                 setattr(owner, leaf, _plain_copy(module))

@@ -37,6 +37,7 @@ def train_classifier(
     lr: float = 1e-3,
     seed: int = 0,
     device: torch.device | str | None = None,
+    penalty: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with Adam, cosine-annealed from ``lr`` to 0 over all steps.
 
@@ -50,6 +51,8 @@ def train_classifier(
         lr: initial learning rate (> 0).
         seed: seeds the minibatch order (the model's initialization is the caller's).
         device: where to train; default: the model's device.
+        penalty: ``penalty(model, x_batch) -> scalar`` added to the loss of each
+            minibatch (e.g. the SE gate's L1 term, :func:`snmech.robust.se.gate_l1`).
 
     Returns:
         A :class:`TrainResult`. The model is left in eval mode.
@@ -75,6 +78,8 @@ def train_classifier(
         for i in range(0, len(x), batch_size):
             idx = perm[i : i + batch_size]
             loss = loss_fn(model(x[idx]), y[idx])
+            if penalty is not None:
+                loss = loss + penalty(model, x[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
