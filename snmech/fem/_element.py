@@ -293,6 +293,23 @@ def node_form(Gs: Array, C: Array) -> Array:
     return np.asarray(S.transpose(0, 1, 3, 2, 4).reshape(c, nn * d, nn * d))
 
 
+def mass_scaled(K: Array, mass: Array) -> Array:
+    """``D^-1/2 K_e D^-1/2`` (1/s^2) from element stiffness ``(c, m, m)``, node masses ``(c, nn)``.
+
+    Every component of node ``a`` (local dofs ``a d .. a d + d - 1``) has mass ``D_a``.
+    """
+    d = K.shape[1] // mass.shape[1]
+    s = np.repeat(1.0 / np.sqrt(mass), d, axis=1)
+    return np.asarray(K * s[:, :, None] * s[:, None, :])
+
+
+def node_block_norms(K: Array, d: int) -> Array:
+    """``F[c, a, b] = ||K_e[a-block, b-block]||_F^2`` from element stiffness ``(c, nn d, nn d)``."""
+    c, m = K.shape[0], K.shape[1]
+    nn = m // d
+    return np.asarray((K.reshape(c, nn, d, nn, d) ** 2).sum(axis=(2, 4)))
+
+
 def block_norms(G: Array, wdet: Array, C: Array, R: Array) -> Array:
     """``F[c, a, b] = ||K_e[a-block, b-block]||_F^2`` ((N/m)^2), shape ``(c, nn, nn)``.
 
