@@ -106,7 +106,8 @@ def main() -> None:
     )
     print_table(
         "RecurrentLaw on J2 cyclic loops (held-out paths, relative stress error)",
-        ["law", "held-out mean err %", "max err %", "train s", "L / L_J2", "state Lip"], rows
+        ["law", "held-out mean err %", "max err %", "train s", "L / L_J2", "state Lip"],
+        rows,
     )
     print(f"wrote {write_json('recurrent_law.json', out)}")
     plot_loops(test_paths, test_stress, preds, IMG)
