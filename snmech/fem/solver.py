@@ -46,6 +46,7 @@ from dolfinx import fem, la, mesh
 from mpi4py import MPI
 
 from snmech.fem._element import default_quadrature_degree
+from snmech.fem._jit import vector_jit_options
 from snmech.fem._mandel import kinematics_of, mandel_strain
 from snmech.fem._run import run
 from snmech.fem._ufl_laws import ufl_stress as ufl_stress_expr
@@ -67,6 +68,7 @@ from snmech.fem.mass import lumped_mass
 from snmech.fem.result import SimulationError, SimulationResult, Timings
 from snmech.fem.timestep import stable_time_step
 from snmech.material.evaluator import Material, MaterialEvaluator, is_stateful
+from snmech.material.neural import PotentialLaw
 from snmech.material.reference import LinearElastic
 
 Array = npt.NDArray[np.float64]
@@ -106,13 +108,16 @@ class ExplicitSolver:
         ufl_stress: compile a closed-form law (:class:`LinearElastic`,
             :class:`PotentialLaw`) into the internal-force form: one pass
             computes strain, stress and force, in float64. Default: for
-            ``LinearElastic`` only. A ``PotentialLaw`` compiled this way calls
-            scalar libm ``tanh`` per point: not faster than the batched call
-            here with the default compiler flags (see ``jit_options``).
-            ``False`` forces the quadrature round trip (strain array, one
-            batched material call, stress array), the only path for other laws.
-        jit_options: FFCx/CFFI options for the internal-force form, e.g.
-            ``{"cffi_extra_compile_args": ["-O3", "-march=native"]}``.
+            ``LinearElastic``, and for a ``PotentialLaw`` evaluated on the CPU
+            when vectorized kernels are available (``jit_options``; 2.2x faster
+            than the batched torch call here). ``False`` forces the quadrature
+            round trip (strain array, one batched material call, stress array),
+            the only path for other laws and for a law on a GPU.
+        jit_options: FFCx/CFFI options for the internal-force form. Default:
+            vectorized kernels on x86-64 Linux with glibc's libmvec
+            (``snmech.fem._jit``: ``-O3 -march=native``, reassociated sums,
+            SIMD ``tanh``; NaN and inf kept), 3.3x faster for linear elasticity
+            here; ``{}`` gives FFCx's defaults.
         energy_tolerance: stop when the energy balance error exceeds this
             fraction of the largest energy seen.
 
@@ -197,7 +202,17 @@ class ExplicitSolver:
         v_test = ufl.TestFunction(self.V)
         dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": q})
         k = self.kinematics.size
-        use_form = isinstance(material, LinearElastic) if ufl_stress is None else ufl_stress
+        if jit_options is None:
+            jit_options = vector_jit_options()
+        if ufl_stress is None:
+            on_gpu = (device is None or str(device) == "auto") and torch.cuda.is_available()
+            on_gpu = on_gpu or (device is not None and torch.device(device).type == "cuda")
+            fast = bool(jit_options.get("cffi_libraries"))
+            use_form = isinstance(material, LinearElastic) or (
+                isinstance(material, PotentialLaw) and fast and not on_gpu
+            )
+        else:
+            use_form = ufl_stress
         sigma = ufl_stress_expr(material, mandel_strain(self.u)) if use_form else None
         if ufl_stress and sigma is None:
             raise ValueError(
@@ -246,10 +261,18 @@ class ExplicitSolver:
                     )
                 self._state_next = np.empty_like(self.state)
         self.sigma = sigma  # Mandel stress (Pa): a UFL expression or the quadrature Function
-        self._f_int_form = fem.form(
-            ufl.inner(sigma, mandel_strain(v_test)) * dx,
-            jit_options=jit_options,
-        )
+        f_int = ufl.inner(sigma, mandel_strain(v_test)) * dx
+        try:
+            self._f_int_form = fem.form(f_int, jit_options=jit_options)
+        except Exception as exc:  # a compiler that refuses the vector flags: FFCx defaults
+            if not jit_options or jit_options is not vector_jit_options():
+                raise
+            warnings.warn(
+                f"vectorized kernel did not compile ({exc}); using FFCx's default flags",
+                stacklevel=2,
+            )
+            self._f_int_form = fem.form(f_int)
+        self.jit_options = jit_options
         self.f_int = fem.Function(self.V, name="internal_force")
         self.f_ext = fem.Function(self.V, name="external_force")
         self._surf = fem.Function(self.V)

@@ -1,0 +1,60 @@
+"""Compiler options for the solver's forms: vectorized kernels where the platform allows.
+
+FFCx generates one scalar loop over quadrature points per cell; with its
+default flags (``-O2``) nothing is vectorized, and a law with ``tanh`` calls
+scalar libm once per unit and point. Measured here (112k-dof Q1 hexahedra,
+one core): the linear-elastic internal force drops from 31.5 to 9.4 ms per
+step, and a compiled PotentialLaw from 107 to 34 ms, with
+
+* ``-O3 -march=native``: vector instructions of this CPU;
+* ``-fassociative-math -fno-signed-zeros -fno-trapping-math``: lets the
+  compiler vectorize the sums over quadrature points (results change at
+  rounding level only);
+* ``-fno-math-errno`` and glibc's vector math library (``libmvec``), whose
+  SIMD ``tanh``/``exp`` declarations glibc's ``math.h`` only makes visible under
+  ``__FAST_MATH__`` (defined here for that purpose alone).
+
+Not used: ``-ffinite-math-only`` (part of ``-ffast-math``), so NaN and inf
+still propagate and the solver's NaN check still sees them. The options are
+used on x86-64 Linux with ``libmvec``; elsewhere FFCx's defaults. A CPU tag
+in the options keeps kernels compiled for one CPU out of another CPU's JIT
+cache (a shared home directory on a heterogeneous cluster).
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import functools
+import hashlib
+import platform
+from pathlib import Path
+from typing import Any
+
+VECTOR_FLAGS = [
+    "-O3",
+    "-march=native",
+    "-fno-math-errno",
+    "-fassociative-math",
+    "-fno-signed-zeros",
+    "-fno-trapping-math",
+    "-D__FAST_MATH__",
+]
+
+
+@functools.cache
+def vector_jit_options() -> dict[str, Any]:
+    """FFCx/CFFI options for vectorized kernels, or ``{}`` where they are not available."""
+    if platform.system() != "Linux" or platform.machine() != "x86_64":
+        return {}
+    if ctypes.util.find_library("mvec") is None:
+        return {}
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    flags = next((line for line in info.splitlines() if line.startswith("flags")), "")
+    tag = hashlib.sha256(flags.encode()).hexdigest()[:12]
+    return {
+        "cffi_extra_compile_args": [*VECTOR_FLAGS, f"-DSNMECH_CPU_{tag}"],
+        "cffi_libraries": ["m", "mvec"],
+    }
