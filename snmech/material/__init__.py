@@ -3,6 +3,7 @@
 Imports torch and numpy only (never dolfinx).
 """
 
+from snmech.material.catalog import reference_law
 from snmech.material.data import DataError, StressStrainData, load_data, save_data
 from snmech.material.kinematics import Kinematics, mandel_to_tensor, tensor_to_mandel
 from snmech.material.model_file import (
@@ -21,7 +22,7 @@ from snmech.material.paths import (
     run_paths,
 )
 from snmech.material.plasticity import J2Plasticity
-from snmech.material.reference import LinearElastic, SaturatingElastic, reference_law
+from snmech.material.reference import LinearElastic, SaturatingElastic
 from snmech.material.synthesis import generate_data
 from snmech.material.training import TrainingConfig, TrainingResult, train_law
 

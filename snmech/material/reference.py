@@ -6,15 +6,10 @@ and returns Mandel stresses ``(n, size)`` in Pa, vectorized over points.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import numpy.typing as npt
 
 from snmech.material.kinematics import Kinematics
-
-if TYPE_CHECKING:
-    from snmech.material.plasticity import J2Plasticity
 
 Array = npt.NDArray[np.float64]
 
@@ -182,37 +177,3 @@ class SaturatingElastic:
     def loewner_bound(self) -> Array:
         """Small-strain elasticity tensor: ``tangent <= C(mu_0)`` everywhere."""
         return self._small.loewner_bound()
-
-
-REFERENCE_LAWS = {"linear": LinearElastic, "saturating": SaturatingElastic}
-STATEFUL_LAWS = ("j2",)
-
-
-def reference_law(
-    name: str,
-    *,
-    E: float = 210e9,
-    nu: float = 0.3,
-    kinematics: Kinematics | str = "3d",
-    yield_stress: float = 250e6,
-    hardening: float = 2e9,
-) -> LinearElastic | SaturatingElastic | J2Plasticity:
-    """Build a reference law by name, steel defaults.
-
-    ``"linear"`` and ``"saturating"`` are elastic; ``"j2"`` is the stateful von Mises law
-    (:class:`~snmech.material.plasticity.J2Plasticity`), the only one that reads
-    ``yield_stress`` and ``hardening`` (Pa).
-
-    Raises:
-        ValueError: an unknown name (the message lists the known ones).
-    """
-    if name == "j2":
-        from snmech.material.plasticity import J2Plasticity  # it imports this module
-
-        return J2Plasticity(E, nu, yield_stress, hardening, kinematics=kinematics)
-    try:
-        cls = REFERENCE_LAWS[name]
-    except KeyError:
-        known = sorted([*REFERENCE_LAWS, *STATEFUL_LAWS])
-        raise ValueError(f"unknown reference law {name!r}; choose one of {known}") from None
-    return cls(E, nu, kinematics=kinematics)
