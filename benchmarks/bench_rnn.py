@@ -22,6 +22,22 @@ split into processes (``--out part.json --no-jacobian-curves``) and merged with
 The published results.json came from six such parts on 2 shared CPU cores: T = 100 with
 2000 steps (all models), T = 200 with 3000 steps (all models), T = 500 with 3000 steps
 (snmech-gated only, stopping when solved).
+
+``--task copy``: the copy task (:func:`snmech.rnn.copy_task`, uRNN layout: 10 symbols of 8,
+T - 1 blanks, a delimiter, 10 blanks; a read-out at every step), same models and optimizer,
+test cross-entropy and recall accuracy on 500 held-out sequences every 50 steps; solved =
+recall accuracy >= 99 % on the 10 copied symbols (the memoryless baseline has cross-entropy
+10 log 8 / (T + 20)); writes docs/img/rnn_copy.png. ``--task digits``: sklearn's 8x8 digits
+pixel by pixel (T = 64, one feature, pixels / 16), the split of ANCHORS.md (robust section:
+``train_test_split(test_size=0.2, random_state=0, stratify=y)``), a read-out of the final
+state, test accuracy on the 360 held-out digits. Both merge their results (keys ``copy``,
+``copy_protocol``, ``digits``, ``digits_protocol``) into --out, keeping the other tasks'.
+Copy runs can go to a GPU (``--device cuda``), stop at a wall-clock limit (``--time-limit``,
+recorded with ``steps_run``) and be merged from other files (``--task copy --combine ...``).
+
+Published: copy T = 100 and 500 with 600 steps, digits with 1500 steps, one process at a time
+on the 2 shared CPU cores; copy T = 1000 on an H200 (each model in its own process, 1500
+steps or 400 s, whichever came first).
 """
 
 from __future__ import annotations
@@ -35,16 +51,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import device_info, print_table, write_json
+from _common import OUT_DIR, device_info, print_table, write_json
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
 
+from snmech import _plot
 from snmech.rnn import (
     SpectralRNN,
     adding_problem,
+    copy_task,
     hidden_jacobian_norm,
     loss_gradient_per_step,
 )
+from snmech.rnn.tasks import copy_baseline
 
 HAVE_GEOTORCH = importlib.util.find_spec("geotorch") is not None
 MODELS = ("snmech", "snmech-gated", "rnn", "rnn-sn", "geotorch", "lstm")
@@ -52,27 +71,38 @@ IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
 COLORS = dict(zip(MODELS, ("C0", "C1", "C2", "C3", "C4", "C5"), strict=True))
 HIDDEN = 128
 SOLVED = 0.01
+COPY_SYMBOLS, COPY_LENGTH, COPY_SOLVED = 8, 10, 0.99
+TASK_KEYS = {
+    "adding": ("adding", "jacobian_at_init", "gradient_per_step_at_init", "parts"),
+    "copy": ("copy", "copy_protocol"),
+    "digits": ("digits", "digits_protocol"),
+}
+
+
+def make_recurrent(kind: str, input_size: int) -> nn.Module:
+    """One recurrent layer of ``kind`` (see the module docstring), hidden size ``HIDDEN``."""
+    if kind.startswith("snmech"):
+        return SpectralRNN(input_size, HIDDEN, gated=kind == "snmech-gated")
+    if kind == "lstm":
+        return nn.LSTM(input_size, HIDDEN, batch_first=True)
+    rnn = nn.RNN(input_size, HIDDEN, batch_first=True)
+    if kind == "rnn-sn":
+        torch_spectral_norm(rnn, "weight_hh_l0")
+    elif kind == "geotorch":
+        import geotorch
+
+        geotorch.orthogonal(rnn, "weight_hh_l0")
+    return rnn
 
 
 class Regressor(nn.Module):
     """A recurrent layer and a linear read-out of the final state."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, input_size: int = 2, outputs: int = 1) -> None:
         super().__init__()
         self.kind = kind
-        if kind.startswith("snmech"):
-            self.rnn: nn.Module = SpectralRNN(2, HIDDEN, gated=kind == "snmech-gated")
-        elif kind == "lstm":
-            self.rnn = nn.LSTM(2, HIDDEN, batch_first=True)
-        else:
-            self.rnn = nn.RNN(2, HIDDEN, batch_first=True)
-            if kind == "rnn-sn":
-                torch_spectral_norm(self.rnn, "weight_hh_l0")
-            elif kind == "geotorch":
-                import geotorch
-
-                geotorch.orthogonal(self.rnn, "weight_hh_l0")
-        self.head = nn.Linear(HIDDEN, 1)
+        self.rnn = make_recurrent(kind, input_size)
+        self.head = nn.Linear(HIDDEN, outputs)
 
     def final_state(self, x: torch.Tensor) -> torch.Tensor:
         out = self.rnn(x)[1]
@@ -92,6 +122,14 @@ class Regressor(nn.Module):
                 {"params": self.rnn.recurrent_parameters(), "lr": lr / 10},
             ]
         return [{"params": list(self.parameters()), "lr": lr}]
+
+
+class Tagger(Regressor):
+    """The same layer with the read-out applied at every step: ``(B, T, in) -> (B, T, out)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.rnn(x)[0])
+        return out
 
 
 def jacobian_norms(model: Regressor, lengths: list[int], seed: int) -> dict[str, float]:
@@ -148,6 +186,209 @@ def train(
         "jacobian_norm_init": jac_init,
         "jacobian_norm_trained": jacobian_norms(model, jac_lengths, seed),
     }
+
+
+def _fit_step(model: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
+def copy_metrics(model: Tagger, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Cross-entropy per step (all T + 20 steps) and accuracy on the copied symbols."""
+    with torch.no_grad():
+        logits = model(x)
+    ce = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+    recall = logits[:, -COPY_LENGTH:].argmax(-1) == y[:, -COPY_LENGTH:]
+    return float(ce), float(recall.float().mean())
+
+
+def train_copy(
+    kind: str,
+    delay: int,
+    steps: int,
+    seed: int,
+    log_every: int,
+    stop_when_solved: bool = False,
+    *,
+    device: str = "cpu",
+    time_limit: float | None = None,
+) -> dict[str, object]:
+    torch.manual_seed(seed)
+    model = Tagger(kind, COPY_SYMBOLS + 2, COPY_SYMBOLS + 1).to(device)
+    opt = torch.optim.Adam(model.param_groups(1e-3))  # type: ignore[arg-type]
+    gen = torch.Generator().manual_seed(seed + 1)  # data are drawn on the CPU on every device
+    test = copy_task(500, delay, generator=torch.Generator().manual_seed(12345))
+    x_test, y_test = (t.to(device) for t in test)
+    baseline = copy_baseline(delay, n_symbols=COPY_SYMBOLS, copy_length=COPY_LENGTH)
+    curve: list[tuple[int, float, float]] = []
+    solved_at = None
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        x, y = (t.to(device) for t in copy_task(64, delay, generator=gen))
+        _fit_step(model, opt, nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten()))
+        out_of_time = time_limit is not None and time.perf_counter() - t0 > time_limit
+        if step % log_every == 0 or step == steps or out_of_time:
+            ce, acc = copy_metrics(model, x_test, y_test)
+            curve.append((step, ce, acc))
+            print(
+                f"  {kind:13s} T={delay:4d} step {step:5d} test CE {ce:.4f} "
+                f"({ce / baseline:.3f} of baseline) recall {acc:.3f}",
+                flush=True,
+            )
+            if acc >= COPY_SOLVED and solved_at is None:
+                solved_at = step
+                if stop_when_solved:
+                    break
+            if not math.isfinite(ce) or out_of_time:
+                break
+    return {
+        "model": kind,
+        "T": delay,
+        "device": str(device) if device == "cpu" else torch.cuda.get_device_name(device),
+        "steps": steps,
+        "steps_run": curve[-1][0],
+        "baseline_ce": baseline,
+        "final_ce": curve[-1][1],
+        "final_recall_accuracy": curve[-1][2],
+        "best_ce": min(c for _, c, _ in curve),
+        "solved_at_step": solved_at,
+        "train_seconds": time.perf_counter() - t0,
+        "time_limit_s": time_limit,
+        "curve": curve,
+    }
+
+
+def digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """sklearn digits as ``(n, 64, 1)`` pixel sequences in [0, 1]: the split of ANCHORS.md."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    images, labels = load_digits(return_X_y=True)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        images / 16.0, labels, test_size=0.2, random_state=0, stratify=labels
+    )
+    seq = [torch.tensor(a, dtype=torch.float32)[..., None] for a in (x_tr, x_te)]
+    return seq[0], torch.tensor(y_tr), seq[1], torch.tensor(y_te)
+
+
+def train_digits(
+    kind: str,
+    data: tuple[torch.Tensor, ...],
+    steps: int,
+    seed: int,
+    log_every: int,
+) -> dict[str, object]:
+    x_tr, y_tr, x_te, y_te = data
+    torch.manual_seed(seed)
+    model = Regressor(kind, 1, 10)
+    opt = torch.optim.Adam(model.param_groups(1e-3))  # type: ignore[arg-type]
+    gen = torch.Generator().manual_seed(seed + 1)
+    order = torch.randperm(len(x_tr), generator=gen)
+    curve: list[tuple[int, float]] = []
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        if len(order) < 64:  # a new epoch
+            order = torch.randperm(len(x_tr), generator=gen)
+        idx, order = order[:64], order[64:]
+        loss = nn.functional.cross_entropy(model(x_tr[idx]), y_tr[idx])
+        _fit_step(model, opt, loss)
+        if step % log_every == 0 or step == steps:
+            with torch.no_grad():
+                acc = float((model(x_te).argmax(-1) == y_te).float().mean())
+            curve.append((step, acc))
+            print(f"  {kind:13s} digits step {step:5d} test accuracy {acc:.3f}", flush=True)
+    with torch.no_grad():
+        train_acc = float((model(x_tr).argmax(-1) == y_tr).float().mean())
+    return {
+        "model": kind,
+        "steps": steps,
+        "epochs": steps * 64 / len(x_tr),
+        "final_test_accuracy": curve[-1][1],
+        "best_test_accuracy": max(a for _, a in curve),
+        "final_train_accuracy": train_acc,
+        "train_seconds": time.perf_counter() - t0,
+        "curve": curve,
+    }
+
+
+def plot_copy(results: list[dict[str, Any]]) -> None:
+    try:
+        plt = _plot.pyplot()
+    except ImportError:
+        return
+    lengths = sorted({int(r["T"]) for r in results})
+    fig, axes = plt.subplots(1, len(lengths), figsize=(5.5 * len(lengths), 4), squeeze=False)
+    for ax, t in zip(axes[0], lengths, strict=True):
+        for r in results:
+            if r["T"] == t:
+                steps, ce, _ = zip(*r["curve"], strict=True)
+                ax.semilogy(steps, ce, label=r["model"], color=COLORS[r["model"]])
+        devices = sorted({r.get("device", "cpu") for r in results if r["T"] == t})
+        ax.axhline(copy_baseline(t), color="gray", ls=":", label="memoryless baseline")
+        ax.set(title=f"copy task, T = {t} ({', '.join(devices)})", xlabel="step")
+        ax.set_ylabel("test cross-entropy")
+        ax.legend(fontsize=7)
+    _plot.save(fig, IMG / "rnn_copy.png", dpi=110)
+
+
+def copy_table(results: list[dict[str, Any]]) -> None:
+    rows = [
+        [
+            r["model"],
+            r["T"],
+            f"{r['steps_run']}/{r['steps']}",
+            f"{r['final_ce']:.4f}",
+            f"{r['final_ce'] / r['baseline_ce']:.3f}",
+            f"{r['final_recall_accuracy']:.3f}",
+            r["solved_at_step"] or "-",
+            f"{r['train_seconds']:.0f}",
+            r.get("device", "cpu"),
+        ]
+        for r in results
+    ]
+    print_table(
+        "Copy task (solved: recall accuracy >= 0.99; baseline CE 10 log 8 / (T + 20))",
+        ["model", "T", "steps", "test CE", "CE/baseline", "recall", "solved at", "s", "device"],
+        rows,
+    )
+
+
+def digits_table(results: list[dict[str, Any]]) -> None:
+    rows = [
+        [
+            r["model"],
+            r["steps"],
+            f"{r['final_test_accuracy']:.3f}",
+            f"{r['best_test_accuracy']:.3f}",
+            f"{r['final_train_accuracy']:.3f}",
+            f"{r['train_seconds']:.0f}",
+        ]
+        for r in results
+    ]
+    print_table(
+        "Sequential digits, pixel by pixel (T = 64)",
+        ["model", "steps", "test acc", "best test acc", "train acc", "s"],
+        rows,
+    )
+
+
+def merge_into(name: str, task: str, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (one task's keys) into results/``name``, keeping the other tasks' keys."""
+    path = OUT_DIR / name
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    for key in TASK_KEYS[task]:
+        merged.pop(key, None)
+    merged.update(payload)
+    return write_json(name, merged)
+
+
+def merge_runs(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of ``new`` replace those of ``old`` with the same model (and T)."""
+    ids = {(r["model"], r.get("T")) for r in new}
+    runs = [r for r in old if (r["model"], r.get("T")) not in ids] + new
+    return sorted(runs, key=lambda r: (r.get("T", 0), MODELS.index(r["model"])))
 
 
 def plot(results: list[dict[str, object]]) -> None:
@@ -303,14 +544,17 @@ def table(results: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--lengths", type=int, nargs="+", default=[100, 200])
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--task", choices=tuple(TASK_KEYS), default="adding")
+    parser.add_argument("--lengths", type=int, nargs="+", help="adding: 100 200; copy: 100 500")
+    parser.add_argument("--steps", type=int, help="adding: 3000; copy: 600; digits: 1500")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--log-every", type=int, default=100)
+    parser.add_argument("--log-every", type=int, help="adding, digits: 100; copy: 50")
     parser.add_argument("--jacobian-curves", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--out", default="rnn.json")
     parser.add_argument("--stop-when-solved", action="store_true", help="save time on long T")
+    parser.add_argument("--device", default="cpu", help="copy: where to train (cpu, cuda)")
+    parser.add_argument("--time-limit", type=float, help="copy: stop a run after this many s")
     parser.add_argument(
         "--combine", nargs="+", default=None, help="merge partial JSON files into --out and plot"
     )
@@ -318,6 +562,21 @@ def main() -> None:
     # Plain RNN/LSTM gradients decay into float32 denormals, which made their CPU steps 10x
     # slower (LSTM T = 200: 3 s vs 0.28 s per step); flushing them changes nothing visible.
     torch.set_flush_denormal(True)
+    defaults = {"adding": ([100, 200], 3000, 100), "copy": ([100, 500], 600, 50)}
+    lengths, steps, log_every = defaults.get(args.task, (None, 1500, 100))
+    args.lengths = args.lengths or lengths
+    args.steps = args.steps or steps
+    args.log_every = args.log_every or log_every
+    args.models = [k for k in args.models if k != "geotorch" or HAVE_GEOTORCH]
+    if args.task == "copy":
+        run_copy(args)
+    elif args.task == "digits":
+        run_digits(args)
+    else:
+        run_adding(args)
+
+
+def run_adding(args: argparse.Namespace) -> None:
     t_start = time.perf_counter()
     if args.combine:
         parts = [json.loads(Path(p).read_text()) for p in args.combine]
@@ -352,15 +611,13 @@ def main() -> None:
         }
         for length in args.lengths:
             for kind in args.models:
-                if kind == "geotorch" and not HAVE_GEOTORCH:
-                    continue
                 results.append(
                     train(
                         kind, length, args.steps, args.seed, args.log_every, args.stop_when_solved
                     )
                 )
                 payload["benchmark_seconds"] = time.perf_counter() - t_start
-                write_json(args.out, payload)  # after each model: long runs keep partial results
+                merge_into(args.out, "adding", payload)  # after each model: keep partial results
     if args.jacobian_curves and not payload.get("gradient_per_step_at_init"):
         payload["gradient_per_step_at_init"] = gradient_curves(args.seed)
     table(payload["adding"])
@@ -369,7 +626,80 @@ def main() -> None:
         plot_jacobian(payload["jacobian_at_init"], payload["adding"])
     if payload.get("gradient_per_step_at_init"):
         plot_gradients(payload["gradient_per_step_at_init"])
-    print(f"\nwrote {write_json(args.out, payload)}")
+    print(f"\nwrote {merge_into(args.out, 'adding', payload)}")
+
+
+def _previous(name: str, key: str) -> list[dict[str, Any]]:
+    path = OUT_DIR / name
+    return list(json.loads(path.read_text()).get(key, [])) if path.exists() else []
+
+
+def _previous_protocol(name: str, key: str) -> dict[str, object]:
+    path = OUT_DIR / name
+    return dict(json.loads(path.read_text()).get(key, {})) if path.exists() else {}
+
+
+def _protocol(args: argparse.Namespace, **extra: object) -> dict[str, object]:
+    return {
+        "device": device_info(torch.device("cpu")),
+        "hidden": HIDDEN,
+        "batch": 64,
+        "optimizer": "Adam 1e-3 (snmech W_hh: 1e-4)",
+        "clip": 1.0,
+        "seed": args.seed,
+        "flush_denormal": True,
+        **extra,
+    }
+
+
+def run_copy(args: argparse.Namespace) -> None:
+    results = _previous(args.out, "copy")
+    protocol = _previous_protocol(args.out, "copy_protocol") or _protocol(
+        args,
+        n_symbols=COPY_SYMBOLS,
+        copy_length=COPY_LENGTH,
+        test_sequences=500,
+        solved=f"recall accuracy >= {COPY_SOLVED} on the {COPY_LENGTH} copied symbols",
+        stop_when_solved=args.stop_when_solved,
+    )
+    if args.combine:  # runs made elsewhere (another machine, parallel processes)
+        parts = [json.loads(Path(p).read_text()).get("copy", []) for p in args.combine]
+        results = merge_runs(results, [r for part in parts for r in part])
+        merge_into(args.out, "copy", {"copy_protocol": protocol, "copy": results})
+    for delay in [] if args.combine else args.lengths:
+        for kind in args.models:
+            run = train_copy(
+                kind,
+                delay,
+                args.steps,
+                args.seed,
+                args.log_every,
+                args.stop_when_solved,
+                device=args.device,
+                time_limit=args.time_limit,
+            )
+            results = merge_runs(results, [run])
+            merge_into(args.out, "copy", {"copy_protocol": protocol, "copy": results})
+    copy_table(results)
+    plot_copy(results)
+    print(f"\nwrote {OUT_DIR / args.out}")
+
+
+def run_digits(args: argparse.Namespace) -> None:
+    results = _previous(args.out, "digits")
+    protocol = _protocol(
+        args,
+        data="sklearn load_digits / 16, pixel by pixel (T = 64, 1 feature)",
+        split="train_test_split(test_size=0.2, random_state=0, stratify=y): 1437 / 360",
+        readout="linear on the final state",
+    )
+    data = digits_split()
+    for kind in args.models:
+        run = train_digits(kind, data, args.steps, args.seed, args.log_every)
+        results = merge_runs(results, [run])
+        merge_into(args.out, "digits", {"digits_protocol": protocol, "digits": results})
+    digits_table(results)
+    print(f"\nwrote {OUT_DIR / args.out}")
 
 
 if __name__ == "__main__":

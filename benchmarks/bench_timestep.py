@@ -9,8 +9,9 @@ trained PotentialLaw the minimum of 2/omega_max(K_t) over four strain states
 (zero, one uniform random strain, two random cell-wise strain fields, |eps| <= 5e-3),
 K_t from the law's tangent as a DG0 field. Cost: the certified dt on a ~100k-dof
 cube vs 10 assemblies of a UFL linear-elastic internal-force vector on the same
-mesh (a proxy for 10 explicit steps), and the one-off global methods (SLEPc
-estimate; inertia certificate = estimate + MUMPS LDL^T). Writes
+mesh, compiled with the solver's flags (a proxy for 10 explicit steps), and the
+one-off global methods (SLEPc estimate; inertia certificate = estimate + MUMPS
+LDL^T). Writes
 benchmarks/results/timestep.json.
 Run: python benchmarks/bench_timestep.py [--n 8] [--big 32] [--epochs 200]
 """
@@ -35,6 +36,7 @@ from _common import device_info, print_table, write_json
 from dolfinx import fem, mesh
 from mpi4py import MPI
 
+from snmech.fem._jit import vector_jit_options
 from snmech.fem.mass import lumped_mass
 from snmech.fem.timestep import stable_time_step
 from snmech.material import (
@@ -130,7 +132,10 @@ def cost(n: int, law: LinearElastic, repeats: int = 3) -> tuple[list[list[object
         v = ufl.TestFunction(V)
         eps = ufl.sym(ufl.grad(u))
         sigma = law.lmbda * ufl.tr(eps) * ufl.Identity(3) + 2 * law.mu * eps
-        force = fem.form(ufl.inner(sigma, ufl.sym(ufl.grad(v))) * ufl.dx)
+        # compiled as the solver compiles its internal force (vectorizing flags)
+        force = fem.form(
+            ufl.inner(sigma, ufl.sym(ufl.grad(v))) * ufl.dx, jit_options=vector_jit_options()
+        )
         b = fem.assemble_vector(force)
 
         def ten_steps(b=b, force=force):

@@ -1,6 +1,8 @@
-"""Synthetic long-memory tasks: the adding problem and the copy task (data generators only)."""
+"""Synthetic long-memory tasks: the adding problem and the copy task (data generators, baseline)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -57,19 +59,20 @@ def copy_task(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""The copy task (Hochreiter & Schmidhuber, 1997; as in uRNN/expRNN).
+    r"""The copy task (Hochreiter & Schmidhuber, 1997), laid out as in uRNN (Arjovsky et al., 2016).
 
-    Input: ``copy_length`` symbols drawn from ``1..n_symbols``, then ``delay``
-    blanks (0) of which the last ``copy_length``-th from the end is the marker
-    ``n_symbols + 1``; the net must output blanks until the marker and then the
-    symbols. The memoryless baseline (blanks, then uniform guesses) has
-    cross-entropy
+    Input classes: 0 is the blank, ``1..n_symbols`` the symbols, ``n_symbols + 1``
+    the delimiter. A sequence is ``L = copy_length`` random symbols, ``T - 1``
+    blanks, the delimiter, then ``L`` blanks (``T + 2L`` steps, ``T = delay``). The
+    target is blank for the first ``T + L`` steps and then the ``L`` symbols. The
+    memoryless baseline (blank, then a uniform guess among the symbols) has
+    cross-entropy (:func:`copy_baseline`)
 
-    .. math:: \frac{L \log n}{T + 2L}, \qquad L = \text{copy\_length},\ n = \text{n\_symbols}.
+    .. math:: \frac{L \log n}{T + 2L}, \qquad n = \text{n\_symbols}.
 
     Args:
         batch: number of sequences.
-        delay: ``T``, the number of blanks between the symbols and the recall (>= 1).
+        delay: ``T``, steps from the last symbol to the delimiter (>= 1).
         n_symbols: alphabet size (>= 2).
         copy_length: symbols to remember (>= 1).
         generator: random source.
@@ -77,16 +80,21 @@ def copy_task(
 
     Returns:
         ``(x, y)``: one-hot input ``(batch, T + 2L, n_symbols + 2)`` (float32) and
-        target classes ``(batch, T + 2L)`` (int64).
+        target classes in ``0..n_symbols``, ``(batch, T + 2L)`` (int64).
 
     Raises:
         ValueError: out-of-range sizes.
+
+    Example:
+        >>> x, y = copy_task(2, 5, n_symbols=3, copy_length=2)
+        >>> x.shape, y.shape
+        (torch.Size([2, 9, 5]), torch.Size([2, 9]))
+        >>> x.argmax(-1)[:, 6].tolist(), bool((y[:, -2:] == x.argmax(-1)[:, :2]).all())
+        ([4, 4], True)
     """
-    if batch < 1 or delay < 1 or n_symbols < 2 or copy_length < 1:
-        raise ValueError(
-            "need batch >= 1, delay >= 1, n_symbols >= 2, copy_length >= 1, got "
-            f"{batch}, {delay}, {n_symbols}, {copy_length}"
-        )
+    _check_copy_sizes(delay, n_symbols, copy_length)
+    if batch < 1:
+        raise ValueError(f"need batch >= 1, got {batch}")
     total = delay + 2 * copy_length
     symbols = torch.randint(
         1, n_symbols + 1, (batch, copy_length), generator=generator, device=device
@@ -98,3 +106,37 @@ def copy_task(
     target[:, -copy_length:] = symbols
     x = torch.nn.functional.one_hot(seq, n_symbols + 2).float()
     return x, target
+
+
+def copy_baseline(delay: int, *, n_symbols: int = 8, copy_length: int = 10) -> float:
+    r"""Cross-entropy per step of the memoryless copy-task predictor, :math:`L \log n / (T + 2L)`.
+
+    It outputs blank with certainty for ``T + L`` steps and a uniform guess over
+    the ``n`` symbols for the last ``L``: 0.173 for ``T = 100`` (Arjovsky et al.,
+    2016: :math:`10 \log 8 / (T + 20)`).
+
+    Args:
+        delay: ``T`` as in :func:`copy_task`.
+        n_symbols: alphabet size.
+        copy_length: ``L``.
+
+    Returns:
+        The baseline in nats per step.
+
+    Raises:
+        ValueError: out-of-range sizes.
+
+    Example:
+        >>> round(copy_baseline(100), 4)
+        0.1733
+    """
+    _check_copy_sizes(delay, n_symbols, copy_length)
+    return copy_length * math.log(n_symbols) / (delay + 2 * copy_length)
+
+
+def _check_copy_sizes(delay: int, n_symbols: int, copy_length: int) -> None:
+    if delay < 1 or n_symbols < 2 or copy_length < 1:
+        raise ValueError(
+            "need delay >= 1, n_symbols >= 2, copy_length >= 1, got "
+            f"delay={delay}, n_symbols={n_symbols}, copy_length={copy_length}"
+        )
