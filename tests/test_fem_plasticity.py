@@ -98,3 +98,16 @@ def test_checkpoint_restart_carries_the_material_state(tmp_path):
     assert a.state[:, 6].max() > 0
     np.testing.assert_array_equal(a.u.x.array, b.u.x.array)
     np.testing.assert_array_equal(a.state, b.state)
+
+
+def test_plastic_state_is_written_per_cell(tmp_path):
+    from snmech.fem._run import _StressOutput
+
+    solver = bar_solver(J2Plasticity(E, NU, SY, H), n=60)
+    solver.run(150e-6, progress=False, output_dir=tmp_path, output_interval=50e-6)
+    assert (tmp_path / "solution_stress.bp").is_dir()
+    out = _StressOutput(solver)
+    out.update()
+    alpha_cells = out.state.x.array.reshape(-1, 7)[:, 6]  # cell averages of alpha
+    assert 0 < alpha_cells.max() <= solver.state[:, 6].max() * (1 + 1e-12)
+    assert alpha_cells.min() == 0.0  # the far end has not yielded yet

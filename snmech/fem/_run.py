@@ -30,6 +30,7 @@ class _StressOutput:
         self.solver = solver
         self.stress = fem.Function(fem.functionspace(msh, ("DG", 0, (k,))), name="stress")
         self.von_mises = fem.Function(fem.functionspace(msh, ("DG", 0)), name="von_mises")
+        self.state: fem.Function | None = None
         if solver.ufl_stress:
             pts = self.stress.function_space.element.interpolation_points
             self._expr: fem.Expression | None = fem.Expression(solver.sigma, pts)
@@ -37,6 +38,13 @@ class _StressOutput:
             self._expr = None
             self._q_dofs = solver.stress_q.function_space.dofmap.list  # (cells, points)
             self._c_dofs = self.stress.function_space.dofmap.list[:, 0]
+        if getattr(solver, "stateful", False):
+            # History variables per cell (quadrature average), e.g. J2's plastic strain
+            # and equivalent plastic strain (its last entry).
+            m = solver.state.shape[1]
+            self.state = fem.Function(
+                fem.functionspace(msh, ("DG", 0, (m,))), name="material_state"
+            )
 
     def update(self) -> None:
         k = self.solver.kinematics.size
@@ -45,6 +53,10 @@ class _StressOutput:
         else:
             q = self.solver.stress_q.x.array.reshape(-1, k)[self._q_dofs]  # (cells, points, k)
             self.stress.x.array.reshape(-1, k)[self._c_dofs] = q.mean(axis=1)
+        if self.state is not None:
+            m = self.solver.state.shape[1]
+            per_cell = self.solver.state.reshape(len(self._c_dofs), -1, m).mean(axis=1)
+            self.state.x.array.reshape(-1, m)[self._c_dofs] = per_cell
         s = self.stress.x.array.reshape(-1, k)
         trace = s[:, :3].sum(axis=1) if k == 6 else s[:, :2].sum(axis=1)
         dev = s.copy()
@@ -82,9 +94,12 @@ def run(
     stress_out: _StressOutput | None = None
     if out is not None:
         stress_out = _StressOutput(solver)
-        groups = [[solver.u, solver.v], [stress_out.stress, stress_out.von_mises]]
+        cell_fields = [stress_out.stress, stress_out.von_mises]
+        if stress_out.state is not None:
+            cell_fields.append(stress_out.state)
+        groups = [[solver.u, solver.v], cell_fields]
         if format == "xdmf":  # XDMF wants every function on the same mesh file: fine
-            groups = [[solver.u, solver.v, stress_out.stress, stress_out.von_mises]]
+            groups = [[solver.u, solver.v, *cell_fields]]
         writer = FieldWriter(out, "solution", groups, format=format)
         files["fields"] = ", ".join(str(p) for p in writer.paths)
     bar = tqdm(
