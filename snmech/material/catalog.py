@@ -6,7 +6,10 @@ from snmech.material.kinematics import Kinematics
 from snmech.material.plasticity import J2Plasticity
 from snmech.material.reference import LinearElastic, SaturatingElastic
 
-REFERENCE_LAWS = {"linear": LinearElastic, "saturating": SaturatingElastic}
+REFERENCE_LAWS: dict[str, type[LinearElastic] | type[SaturatingElastic]] = {
+    "linear": LinearElastic,
+    "saturating": SaturatingElastic,
+}
 STATEFUL_LAWS = ("j2",)
 
 
@@ -35,4 +38,5 @@ def reference_law(
     except KeyError:
         known = sorted([*REFERENCE_LAWS, *STATEFUL_LAWS])
         raise ValueError(f"unknown reference law {name!r}; choose one of {known}") from None
-    return cls(E, nu, kinematics=kinematics)
+    law: LinearElastic | SaturatingElastic = cls(E, nu, kinematics=kinematics)
+    return law
