@@ -13,21 +13,31 @@ Usage::
 
     python benchmarks/bench_gan.py                       # 2000 G steps, 3 seeds, all variants
     python benchmarks/bench_gan.py --steps 200 --seeds 1 # quick look
+    # add seeds 1 and 2 of three variants to results/gan.json, keeping every other run
+    python benchmarks/bench_gan.py --seed-list 1,2 --variants clip,gp,none --merge
+
+With ``--merge`` each finished run is added to the existing JSON at once (a run
+with the same dataset, critic, seed and steps is replaced, all others and all
+other keys are kept) and the summary is recomputed over every stored run of the
+protocol, including those under other keys' ``runs`` (e.g. earlier 3-seed runs).
+It does not redraw the plots: they need samples, which the JSON does not keep
+(the plots show seed 0 from a full run).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import device_info, print_table, write_json  # noqa: E402
+from _common import OUT_DIR, device_info, print_table, write_json  # noqa: E402
 
 VARIANTS = ("sn", "torch-sn", "clip", "gp", "none")
 IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
@@ -55,6 +65,7 @@ def _summary(runs: list[dict[str, object]], dataset: str, variant: str) -> dict[
     met = [r["metrics"] for r in mine]
     keys = met[0].keys()  # type: ignore[union-attr]
     out: dict[str, object] = {"seeds": len(mine)}
+    out["seed_ids"] = sorted(int(r["config"]["seed"]) for r in mine)  # type: ignore[index]
     for k in keys:
         vals = [float(m[k]) for m in met]  # type: ignore[index]
         out[k] = {"mean": statistics.fmean(vals), "min": min(vals), "max": max(vals), "all": vals}
@@ -113,6 +124,46 @@ def _plot(runs: list[dict[str, object]], datasets: list[str], variants: list[str
     plt.close(fig)
 
 
+def _key(run: dict[str, object]) -> tuple[object, ...]:
+    c = run["config"]
+    return (c["dataset"], c["critic"], c["seed"], c["steps"])  # type: ignore[index]
+
+
+def _stored_runs(payload: dict[str, object], steps: int) -> list[dict[str, object]]:
+    """Every run of the protocol in ``payload`` (top level and other keys' ``runs``), once."""
+    pools = [payload.get("runs", [])]
+    pools += [v["runs"] for v in payload.values() if isinstance(v, dict) and "runs" in v]
+    seen: dict[tuple[object, ...], dict[str, object]] = {}
+    for pool in pools:
+        for r in pool:  # type: ignore[union-attr]
+            if r["config"]["steps"] == steps and r["config"]["dataset"] in ("ring8", "grid25"):
+                seen.setdefault(_key(r), r)
+    return list(seen.values())
+
+
+def _merge(path: Path, run: dict[str, object], steps: int) -> dict[str, object]:
+    """Add ``run`` to the JSON at ``path`` (replacing only the same key) and rewrite its summary."""
+    payload = json.loads(path.read_text())
+    runs = [r for r in payload["runs"] if _key(r) != _key(run)]
+    runs.append(run)
+    payload["runs"] = runs
+    stored = _stored_runs(payload, steps)
+    pairs = sorted({(r["config"]["dataset"], r["config"]["critic"]) for r in stored})  # type: ignore[index]
+    summary: dict[str, dict[str, object]] = {}
+    for ds in ("ring8", "grid25"):
+        for v in VARIANTS:
+            if (ds, v) in pairs:
+                summary.setdefault(ds, {})[v] = _summary(stored, ds, v)
+    payload["summary"] = summary
+    payload["seeds"] = min(int(s["seeds"]) for d in summary.values() for s in d.values())  # type: ignore[call-overload]
+    payload["summary_note"] = (
+        "summary over every stored run of this protocol (top-level runs and other keys' runs); "
+        "'seeds' per variant is how many seeds it has"
+    )
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False))
+    return payload
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=2000, help="generator steps")
@@ -121,16 +172,46 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default="gan.json")
+    ap.add_argument(
+        "--seed-list", default=None, help="explicit seeds, e.g. 1,2 (overrides --seeds)"
+    )
+    ap.add_argument(
+        "--merge", action="store_true", help="add each finished run to the existing --out JSON"
+    )
     args = ap.parse_args()
     datasets = args.datasets.split(",")
     variants = args.variants.split(",")
+    seeds = (
+        [int(s) for s in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
+    )
     jobs = [
         {"dataset": ds, "critic": v, "steps": args.steps, "seed": s, "checkpoint_every": 0}
-        for s in range(args.seeds)
+        for s in seeds
         for ds in datasets
         for v in variants
     ]
     t0 = time.perf_counter()
+    if args.merge:
+        path = OUT_DIR / args.out
+        if json.loads(path.read_text())["steps"] != args.steps:
+            ap.error(f"--merge: {path} holds another protocol (steps), not {args.steps}")
+        with ProcessPoolExecutor(args.jobs) as pool:
+            futs = {pool.submit(_one, j): j for j in jobs}
+            for fut in as_completed(futs):
+                r = fut.result()
+                c = r["config"]
+                r.pop("samples", None)
+                r.pop("product_trace", None)
+                _merge(path, r, args.steps)
+                m = r["metrics"]
+                print(
+                    f"merged {c['dataset']} {c['critic']} seed {c['seed']}: "  # type: ignore[index]
+                    f"{m['modes']} modes, HQ {m['hq_percent']:.2f} %, rKL {m['reverse_kl']:.3f}, "  # type: ignore[index]
+                    f"max prod {r['max_norm_product']:.4f}, {r['seconds']:.0f} s",
+                    flush=True,
+                )
+        print(f"\nmerged {len(jobs)} runs into {path} ({time.perf_counter() - t0:.0f} s wall)")
+        return
     with ProcessPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(_one, jobs))
     wall = time.perf_counter() - t0
@@ -165,7 +246,7 @@ def main() -> None:
             ]
         )
         print_table(
-            f"{ds}: {args.steps} G steps x 5 critic steps, {args.seeds} seed(s)", head, rows
+            f"{ds}: {args.steps} G steps x 5 critic steps, {len(seeds)} seed(s)", head, rows
         )
     _plot(runs, datasets, variants)
     for r in runs:
@@ -175,7 +256,7 @@ def main() -> None:
         "protocol": "ANCHORS.md GANs on 2D mixtures: MLP 3x128 ReLU, latent 2, 5 critic steps, "
         "batch 256, Adam 1e-4 (0.5, 0.9), VEEGAN metrics on 2500 samples",
         "steps": args.steps,
-        "seeds": args.seeds,
+        "seeds": len(seeds),
         "wall_seconds": wall,
         "device": device_info(torch.device("cpu")),
         "summary": summary,
