@@ -22,6 +22,13 @@ other keys are kept) and the summary is recomputed over every stored run of the
 protocol, including those under other keys' ``runs`` (e.g. earlier 3-seed runs).
 It does not redraw the plots: they need samples, which the JSON does not keep
 (the plots show seed 0 from a full run).
+
+With ``--merge --key NAME`` the runs go under ``NAME`` instead (its own ``runs``,
+``steps`` and per-variant ``summary``; nothing else in the JSON is touched), and
+digits runs also draw ``docs/img/gan_<NAME>.png`` (64 samples per variant)::
+
+    python benchmarks/bench_gan.py --datasets digits --steps 1500 --seed-list 0 \
+        --merge --key digits_1500_steps
 """
 
 from __future__ import annotations
@@ -164,6 +171,46 @@ def _merge(path: Path, run: dict[str, object], steps: int) -> dict[str, object]:
     return payload
 
 
+def _merge_key(path: Path, key: str, run: dict[str, object], steps: int) -> None:
+    """Add ``run`` under ``payload[key]`` (same-key runs replaced); rewrite that key's summary."""
+    payload = json.loads(path.read_text())
+    entry = payload.setdefault(key, {"steps": steps, "runs": []})
+    if entry.get("steps", steps) != steps:
+        raise SystemExit(f"--key {key} holds runs of {entry['steps']} steps, not {steps}")
+    entry["steps"] = steps
+    runs = [r for r in entry["runs"] if _key(r) != _key(run)]
+    runs.append(run)
+    entry["runs"] = runs
+    pairs = {(r["config"]["dataset"], r["config"]["critic"]) for r in runs}  # type: ignore[index]
+    entry["summary"] = {
+        ds: {v: _summary(runs, ds, v) for v in VARIANTS if (ds, v) in pairs}
+        for ds in sorted({d for d, _ in pairs})
+    }
+    entry["device"] = device_info(torch.device("cpu"))
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False))
+
+
+def _plot_digits(samples: dict[str, list[object]], title: str, name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    vs = [v for v in VARIANTS if v in samples]
+    fig, axes = plt.subplots(1, len(vs), figsize=(2.4 * len(vs), 2.7), squeeze=False)
+    for ax, v in zip(axes[0], vs, strict=True):
+        x = torch.tensor(samples[v]).reshape(-1, 8, 8)[:64]
+        grid = x.reshape(8, 8, 8, 8).permute(0, 2, 1, 3).reshape(64, 64)
+        ax.imshow(grid.numpy(), cmap="gray", vmin=-1, vmax=1)
+        ax.set_title(v, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(IMG / f"gan_{name}.png", dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=2000, help="generator steps")
@@ -177,6 +224,9 @@ def main() -> None:
     )
     ap.add_argument(
         "--merge", action="store_true", help="add each finished run to the existing --out JSON"
+    )
+    ap.add_argument(
+        "--key", default=None, help="with --merge: store the runs under this top-level key"
     )
     args = ap.parse_args()
     datasets = args.datasets.split(",")
@@ -193,23 +243,41 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.merge:
         path = OUT_DIR / args.out
-        if json.loads(path.read_text())["steps"] != args.steps:
+        if args.key is None and json.loads(path.read_text())["steps"] != args.steps:
             ap.error(f"--merge: {path} holds another protocol (steps), not {args.steps}")
+        digit_samples: dict[tuple[int, str], list[object]] = {}
         with ProcessPoolExecutor(args.jobs) as pool:
             futs = {pool.submit(_one, j): j for j in jobs}
             for fut in as_completed(futs):
                 r = fut.result()
                 c = r["config"]
-                r.pop("samples", None)
+                samples = r.pop("samples", None)
                 r.pop("product_trace", None)
-                _merge(path, r, args.steps)
+                if c["dataset"] == "digits":  # type: ignore[index]
+                    digit_samples[(c["seed"], c["critic"])] = samples  # type: ignore[index]
+                if args.key is None:
+                    _merge(path, r, args.steps)
+                else:
+                    _merge_key(path, args.key, r, args.steps)
                 m = r["metrics"]
+                score = (
+                    f"{m['classes']} classes, Frechet {m['frechet']:.2f}"  # type: ignore[index]
+                    if c["dataset"] == "digits"  # type: ignore[index]
+                    else f"{m['modes']} modes, HQ {m['hq_percent']:.2f} %, "  # type: ignore[index]
+                    f"rKL {m['reverse_kl']:.3f}"  # type: ignore[index]
+                )
                 print(
-                    f"merged {c['dataset']} {c['critic']} seed {c['seed']}: "  # type: ignore[index]
-                    f"{m['modes']} modes, HQ {m['hq_percent']:.2f} %, rKL {m['reverse_kl']:.3f}, "  # type: ignore[index]
+                    f"merged {c['dataset']} {c['critic']} seed {c['seed']}: {score}, "  # type: ignore[index]
                     f"max prod {r['max_norm_product']:.4f}, {r['seconds']:.0f} s",
                     flush=True,
                 )
+        if args.key is not None and digit_samples:
+            seed0 = min(s for s, _ in digit_samples)
+            _plot_digits(
+                {v: x for (s, v), x in digit_samples.items() if s == seed0},
+                f"digits, seed {seed0}, {args.steps} G steps",
+                args.key,
+            )
         print(f"\nmerged {len(jobs)} runs into {path} ({time.perf_counter() - t0:.0f} s wall)")
         return
     with ProcessPoolExecutor(args.jobs) as pool:
