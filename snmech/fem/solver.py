@@ -67,7 +67,12 @@ from snmech.fem.boundary import (
 from snmech.fem.mass import lumped_mass
 from snmech.fem.result import SimulationError, SimulationResult, Timings
 from snmech.fem.timestep import stable_time_step
-from snmech.material.evaluator import Material, MaterialEvaluator, is_stateful
+from snmech.material.evaluator import (
+    Material,
+    MaterialEvaluator,
+    evaluation_device,
+    is_stateful,
+)
 from snmech.material.neural import PotentialLaw
 from snmech.material.reference import LinearElastic
 
@@ -205,8 +210,7 @@ class ExplicitSolver:
         if jit_options is None:
             jit_options = vector_jit_options()
         if ufl_stress is None:
-            on_gpu = (device is None or str(device) == "auto") and torch.cuda.is_available()
-            on_gpu = on_gpu or (device is not None and torch.device(device).type == "cuda")
+            on_gpu = evaluation_device(device).type == "cuda"
             fast = bool(jit_options.get("cffi_libraries"))
             use_form = isinstance(material, LinearElastic) or (
                 isinstance(material, PotentialLaw) and fast and not on_gpu

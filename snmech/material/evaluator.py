@@ -16,6 +16,8 @@ caller-owned array: the solver keeps one state row per quadrature point.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,6 +33,13 @@ class Material(Protocol):
 
     def lipschitz_bound(self) -> float:  # noqa: D102
         ...
+
+
+def evaluation_device(device: str | torch.device | None) -> torch.device:
+    """Where a torch law is evaluated: ``None``/``"auto"`` mean CUDA when present."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def is_stateful(material: Any) -> bool:
@@ -79,9 +88,7 @@ class MaterialEvaluator:
         self.material, self.size, self.chunk_size = material, int(size), int(chunk_size)
         self.is_torch = isinstance(material, torch.nn.Module)
         if self.is_torch:
-            if device is None or device == "auto":
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            self.device, self.dtype = torch.device(device), dtype
+            self.device, self.dtype = evaluation_device(device), dtype
             # A private plain-weight copy in the evaluation dtype/device: the user's
             # law is left as it is.
             copy_fn = getattr(material, "exported_copy", None)
@@ -101,29 +108,38 @@ class MaterialEvaluator:
                 f"material works on Mandel vectors of size {law_size}, the mesh needs {self.size}"
             )
 
-    def __call__(
-        self, strain: npt.NDArray[np.float64], out: npt.NDArray[np.float64]
-    ) -> npt.NDArray[np.float64]:
-        """Write the stress (Pa) for ``strain`` ``(n, size)`` into ``out`` ``(n, size)``."""
+    @contextmanager
+    def _torch_scope(self) -> Iterator[None]:
+        """``no_grad``, and ``threads`` torch threads on the CPU, restored afterwards."""
+        previous = torch.get_num_threads()
+        scoped = self.threads is not None and self.device.type == "cpu"
+        if scoped:
+            torch.set_num_threads(self.threads)  # type: ignore[arg-type]
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            if scoped:
+                torch.set_num_threads(previous)
+
+    def _check_pair(self, strain: npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> None:
         if strain.shape != out.shape or strain.ndim != 2 or strain.shape[1] != self.size:
             raise ValueError(
                 f"need matching (n, {self.size}) arrays, got {strain.shape}, {out.shape}"
             )
+
+    def __call__(
+        self, strain: npt.NDArray[np.float64], out: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """Write the stress (Pa) for ``strain`` ``(n, size)`` into ``out`` ``(n, size)``."""
+        self._check_pair(strain, out)
         n, step = strain.shape[0], self.chunk_size
         if self.is_torch:
-            previous = torch.get_num_threads()
-            scoped = self.threads is not None and self.device.type == "cpu"
-            if scoped:
-                torch.set_num_threads(self.threads)  # type: ignore[arg-type]
-            try:
-                with torch.no_grad():
-                    for i in range(0, n, step):
-                        e = torch.from_numpy(strain[i : i + step]).to(self.device, self.dtype)
-                        s = self.forward(e)
-                        out[i : i + step] = s.to("cpu", torch.float64).numpy()
-            finally:
-                if scoped:
-                    torch.set_num_threads(previous)
+            with self._torch_scope():
+                for i in range(0, n, step):
+                    e = torch.from_numpy(strain[i : i + step]).to(self.device, self.dtype)
+                    s = self.forward(e)
+                    out[i : i + step] = s.to("cpu", torch.float64).numpy()
         else:
             for i in range(0, n, step):
                 s = np.asarray(self.material.stress(strain[i : i + step]), dtype=np.float64)
@@ -155,11 +171,8 @@ class MaterialEvaluator:
         """
         if not self.stateful:
             raise TypeError(f"{type(self.material).__name__} has no state (no update method)")
+        self._check_pair(strain, out)
         n = strain.shape[0]
-        if strain.shape != out.shape or strain.ndim != 2 or strain.shape[1] != self.size:
-            raise ValueError(
-                f"need matching (n, {self.size}) arrays, got {strain.shape}, {out.shape}"
-            )
         want = (n, self.state_size)
         if state.shape != want or state_out.shape != want:
             raise ValueError(
@@ -169,21 +182,13 @@ class MaterialEvaluator:
             raise ValueError("state_out must not share memory with state")
         step = self.chunk_size
         if self.is_torch:
-            previous = torch.get_num_threads()
-            scoped = self.threads is not None and self.device.type == "cpu"
-            if scoped:
-                torch.set_num_threads(self.threads)  # type: ignore[arg-type]
-            try:
-                with torch.no_grad():
-                    for i in range(0, n, step):
-                        e = torch.from_numpy(strain[i : i + step]).to(self.device, self.dtype)
-                        h = torch.from_numpy(state[i : i + step]).to(self.device, self.dtype)
-                        s, h2 = self._step(e, h)  # type: ignore[misc]
-                        out[i : i + step] = s.to("cpu", torch.float64).numpy()
-                        state_out[i : i + step] = h2.to("cpu", torch.float64).numpy()
-            finally:
-                if scoped:
-                    torch.set_num_threads(previous)
+            with self._torch_scope():
+                for i in range(0, n, step):
+                    e = torch.from_numpy(strain[i : i + step]).to(self.device, self.dtype)
+                    h = torch.from_numpy(state[i : i + step]).to(self.device, self.dtype)
+                    s, h2 = self._step(e, h)  # type: ignore[misc]
+                    out[i : i + step] = s.to("cpu", torch.float64).numpy()
+                    state_out[i : i + step] = h2.to("cpu", torch.float64).numpy()
         else:
             for i in range(0, n, step):
                 m = min(step, n - i)

@@ -153,8 +153,10 @@ class RecurrentLaw(NeuralLaw):
     def architecture(self) -> dict[str, Any]:  # noqa: D102
         return super().architecture() | {"units": self.units}
 
-    def _cone_matrix(self, a: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("k,kpi,kpj->ij", a, self.Pu, self.Pu) + (self.pt.T * a) @ self.pt
+    @staticmethod
+    def _cone_matrix(a: torch.Tensor, Pu: torch.Tensor, pt: torch.Tensor) -> torch.Tensor:
+        """``S = sum_k a_k P_k^T P_k`` with ``P_k = [Pu_k; pt_k]``."""
+        return torch.einsum("k,kpi,kpj->ij", a, Pu, Pu) + (pt.T * a) @ pt
 
     def _parts(self) -> tuple[torch.Tensor, ...]:
         """``a, kappa, r`` as applied.
@@ -164,15 +166,13 @@ class RecurrentLaw(NeuralLaw):
         """
         softplus = nn.functional.softplus
         a = softplus(self.a_raw)
-        lam = torch.linalg.eigvalsh(self._cone_matrix(a))[-1]
+        lam = torch.linalg.eigvalsh(self._cone_matrix(a, self.Pu, self.pt))[-1]
         a = a / torch.clamp(lam * (1.0 + _S_MARGIN), min=1.0)
         kappa = softplus(self.kappa_raw)
         return a, kappa, softplus(self.rho_raw) / kappa
 
-    def initial_state(self, n: int, *, like: torch.Tensor | None = None) -> ArrayOrTensor:
-        """A virgin state of shape ``(n, state_size)``: numpy float64, or a tensor like ``like``."""
-        if like is not None:
-            return torch.zeros(n, self.state_size, dtype=like.dtype, device=like.device)
+    def initial_state(self, n: int) -> npt.NDArray[np.float64]:
+        """A virgin state of shape ``(n, state_size)`` (numpy float64)."""
         return np.zeros((n, self.state_size))
 
     def _cone_maps(self) -> torch.Tensor:
@@ -281,8 +281,7 @@ class RecurrentLaw(NeuralLaw):
         Pu, pt = self.Pu.detach().double().cpu(), self.pt.detach().double().cpu()
         # The applied a exactly as the law computes it (in its own dtype), then S in float64.
         a = self._parts()[0].detach().double().cpu()
-        S = torch.einsum("k,kpi,kpj->ij", a, Pu, Pu) + (pt.T * a) @ pt
-        return G, S
+        return G, self._cone_matrix(a, Pu, pt)
 
     def loewner_bound(self) -> npt.NDArray[np.float64]:
         """Certified ``C_bar = G^T G`` (Pa): ``0 <= tangent <= C_bar`` at every strain and state."""
