@@ -322,8 +322,7 @@ def block_norms(G: Array, wdet: Array, C: Array, R: Array) -> Array:
     k = C.shape[0]
     Gs = G * np.sqrt(wdet)[:, :, None, None]
     if nq * k > nn * d:
-        K = node_form(Gs, C)
-        return np.asarray((K.reshape(c, nn, d, nn, d) ** 2).sum(axis=(2, 4)))
+        return node_block_norms(node_form(Gs, C), d)
     RT = np.einsum("rp,pil->ril", R, mandel_gradient_map(d))
     P = np.einsum("ril,uin->lnru", RT, RT).reshape(d * d, k * k)
     H = Gs.transpose(0, 2, 1, 3)  # (c, nn, nq, d)
