@@ -190,7 +190,7 @@ class PotentialLaw(NeuralLaw):
         strain_scale: float = 1e-3,
         stress_scale: float = 1e8,
         *,
-        hidden: int = 16,
+        hidden: int = 8,
         radial: int = 4,
         lipschitz_max: float | None = None,
         stress_free: bool = True,

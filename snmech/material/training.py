@@ -153,7 +153,7 @@ def train_law(
     Args:
         data: training data (split internally into train/validation by ``config.seed``).
         kind: ``"potential"`` (default) or ``"direct"``.
-        hidden: hidden width (default: the law's own, 16 ridge units for a potential).
+        hidden: hidden width (default: the law's own, 8 ridge units for a potential).
         lipschitz_max: optional certified cap on the tangent norm (Pa).
         config: hyper-parameters, device and seed.
         checkpoint: file to write every ``config.checkpoint_every`` epochs.
