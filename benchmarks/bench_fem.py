@@ -13,7 +13,7 @@ certified time step. Three ways of computing the internal force:
   (``ufl_stress=False``): strain at the quadrature points, stress in numpy,
   assembly of the quadrature-space stress;
 - ``neural``: a trained :class:`~snmech.material.PotentialLaw` (the default 8
-  ridge units and 4 radial units, 400 epochs on the saturating reference law;
+  ridge units and 3 radial units, 400 epochs on the saturating reference law;
   its held-out relative RMSE is in the JSON) through the
   quadrature round trip: one batched torch call, float32, chunks of 8192 points;
 - ``neural-form``: the same law compiled into the form (float64), the

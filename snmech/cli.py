@@ -177,7 +177,10 @@ def data_generate(
     "--hidden",
     type=int,
     default=None,
-    help="Hidden width [default: 16 potential, 64 direct]; cone units for recurrent [2].",
+    help="Hidden width [default: 8 potential, 64 direct]; cone units for recurrent [2].",
+)
+@click.option(
+    "--radial", type=int, default=None, help="radial units of a potential law [default: 3]"
 )
 @click.option("--lr", type=float, default=3e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -203,6 +206,7 @@ def train(
     device: str,
     epochs: int,
     hidden: int | None,
+    radial: int | None,
     lr: float,
     seed: int,
     stress_unit: str | None,
@@ -222,6 +226,8 @@ def train(
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     out_path = Path(out)
+    if radial is not None and kind != "potential":
+        raise click.ClickException(f"--radial is for potential laws, not {kind}")
     if kind == "recurrent":
         _train_recurrent(dataset, out_path, hidden, epochs, seed)
         return
@@ -232,6 +238,7 @@ def train(
         out_path,
         kind=kind,
         hidden=hidden,
+        radial=radial,
         lipschitz_max=lipschitz_max,
         config=config,
         checkpoint=ckpt,

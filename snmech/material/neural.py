@@ -191,7 +191,7 @@ class PotentialLaw(NeuralLaw):
         stress_scale: float = 1e8,
         *,
         hidden: int = 8,
-        radial: int = 4,
+        radial: int = 3,
         lipschitz_max: float | None = None,
         stress_free: bool = True,
         normalized: bool = True,

@@ -108,6 +108,7 @@ def build_law(
     data: StressStrainData,
     *,
     hidden: int | None = None,
+    radial: int | None = None,
     lipschitz_max: float | None = None,
 ) -> NeuralLaw:
     """A fresh law of ``kind`` with scalings (and, for potentials, ``A``) fitted to ``data``."""
@@ -117,7 +118,11 @@ def build_law(
     stress_scale = float(np.sqrt(np.mean(data.stress**2)))
     if strain_scale == 0 or stress_scale == 0:
         raise ValueError(f"{data.source}: all strains or all stresses are zero")
+    if radial is not None and kind != "potential":
+        raise ValueError(f"radial units are for potential laws, not {kind!r}")
     width = {} if hidden is None else {"hidden": hidden}
+    if radial is not None:
+        width["radial"] = radial
     law = LAW_KINDS[kind](
         data.kinematics, strain_scale, stress_scale, lipschitz_max=lipschitz_max, **width
     )
@@ -142,6 +147,7 @@ def train_law(
     *,
     kind: str = "potential",
     hidden: int | None = None,
+    radial: int | None = None,
     lipschitz_max: float | None = None,
     config: TrainingConfig | None = None,
     checkpoint: str | Path | None = None,
@@ -154,6 +160,7 @@ def train_law(
         data: training data (split internally into train/validation by ``config.seed``).
         kind: ``"potential"`` (default) or ``"direct"``.
         hidden: hidden width (default: the law's own, 8 ridge units for a potential).
+        radial: radial units of a potential law (default: the law's own, 3).
         lipschitz_max: optional certified cap on the tangent norm (Pa).
         config: hyper-parameters, device and seed.
         checkpoint: file to write every ``config.checkpoint_every`` epochs.
@@ -172,7 +179,9 @@ def train_law(
     perm = rng.permutation(n)
     n_val = max(1, int(round(cfg.val_fraction * n)))
     val_idx, train_idx = perm[:n_val], perm[n_val:]
-    law = build_law(kind, data.subset(train_idx), hidden=hidden, lipschitz_max=lipschitz_max)
+    law = build_law(
+        kind, data.subset(train_idx), hidden=hidden, radial=radial, lipschitz_max=lipschitz_max
+    )
     law = law.to(device=device, dtype=dtype)
 
     def tensors(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
