@@ -330,6 +330,54 @@ def test_chunks_and_recomputed_geometry_give_the_same_dt(fx, monkeypatch):
     assert ref.dt == pytest.approx(whole.dt, rel=1e-12)
 
 
+def test_compiled_element_kernel_matches_numpy(fx):
+    """Note [Compiled element bound]: the C kernel's statistics, block norms and Cholesky
+    verdicts are those of the numpy element operators (random gradients and masses)."""
+    from snmech.fem import _ckernel
+
+    kernel = _ckernel.node_form_kernel()
+    if kernel is None:
+        pytest.skip("no C compiler: the numpy path is used")
+    rng = np.random.default_rng(3)
+    for d, nq, nn, c in ((3, 8, 8, 21), (2, 4, 4, 13)):  # hexahedra, quadrilaterals
+        Gs = rng.standard_normal((c, nq, nn, d))
+        mass = rng.uniform(0.5, 2.0, (c, nn))
+        k = 6 if d == 3 else 3
+        A = rng.standard_normal((k, k))
+        C = A @ A.T
+        C4 = fx.E.fourth_order(C, d)
+        K = fx.E.node_form(Gs, C)
+        S = fx.E.mass_scaled(K, mass)
+        tr, dmax, fro2, F, _ = _ckernel.node_form_stats(kernel, Gs, mass, C4, blocks=True)
+        np.testing.assert_allclose(tr, np.einsum("cii->c", S), rtol=1e-12)
+        np.testing.assert_allclose(dmax, np.einsum("cii->ci", S).max(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(fro2, (S**2).sum(axis=(1, 2)), rtol=1e-12)
+        np.testing.assert_allclose(F, fx.E.node_block_norms(K, d), rtol=1e-12)
+        diag = _ckernel.node_form_diagonal(kernel, Gs, mass, C4)
+        np.testing.assert_allclose(diag, np.einsum("cii->ci", S), rtol=1e-12)
+        lam = np.sort(np.linalg.eigvalsh(S)[:, -1])
+        for U in 0.5 * (lam[1:] + lam[:-1]):  # between eigenvalues: a clear verdict per cell
+            ok = _ckernel.node_form_stats(kernel, Gs, mass, C4, U)[4]
+            np.testing.assert_array_equal(ok, np.linalg.eigvalsh(S)[:, -1] < U)
+        # NaN in a cell is never "below U"
+        Gs[4, 0, 0, 0] = np.nan
+        ok = _ckernel.node_form_stats(kernel, Gs, mass, C4, 10 * lam[-1])[4]
+        assert not ok[4] and ok[np.arange(c) != 4].all()
+
+
+@pytest.mark.parametrize("balance", [0, 3])
+def test_compiled_and_numpy_element_bounds_agree(fx, monkeypatch, balance):
+    """The compiled node form and the numpy one certify the same dt (hexahedra, distorted)."""
+    import snmech.fem.timestep as ts
+
+    domain = make_mesh(fx, "hexahedron", 3, True)
+    law = steel(fx, 3)
+    compiled = fx.stable_time_step(domain, RHO, law, balance=balance, chunk_size=40)
+    monkeypatch.setattr(ts._ckernel, "node_form_kernel", lambda: None)
+    plain = fx.stable_time_step(domain, RHO, law, balance=balance, chunk_size=40)
+    assert compiled.dt == pytest.approx(plain.dt, rel=1e-9)
+
+
 def test_direct_law_uses_its_scalar_bound_with_a_note(fx):
     from snmech.material import DirectLaw
 

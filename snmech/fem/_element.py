@@ -17,7 +17,9 @@ Note [Reduced element operator]
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import basix
 import numpy as np
@@ -279,14 +281,19 @@ def reduced_operator(G: Array, wdet: Array, mass: Array, C: Array, R: Array) -> 
     return np.asarray(S.transpose(0, 1, 3, 2, 4).reshape(c, nq * k, nq * k))
 
 
+def fourth_order(C: Array, d: int) -> Array:
+    """Mandel ``C`` ``(k, k)`` as ``C4[l d + n, i d + j]`` acting on gradient pairs, ``(d d, d d)``."""
+    T = mandel_gradient_map(d)
+    return np.asarray(np.einsum("pil,pq,qjn->lnij", T, C, T).reshape(d * d, d * d))
+
+
 def node_form(Gs: Array, C: Array) -> Array:
     """``sum_q B_q^T C B_q`` from (scaled) gradients ``Gs`` ``(c, nq, nn, d)``: ``(c, m, m)``.
 
     With ``Gs = sqrt(w |det J|) G`` this is the element stiffness ``K_e`` (N/m).
     """
     c, nq, nn, d = Gs.shape
-    T = mandel_gradient_map(d)
-    C4 = np.einsum("pil,pq,qjn->lnij", T, C, T).reshape(d * d, d * d)
+    C4 = fourth_order(C, d)
     A = Gs.reshape(c, nq, nn * d)
     W = (A.transpose(0, 2, 1) @ A).reshape(c, nn, d, nn, d).transpose(0, 1, 3, 2, 4)
     S = (W.reshape(-1, d * d) @ C4).reshape(c, nn, nn, d, d)
@@ -403,20 +410,98 @@ def certified_maximum(S: Array, floor: float = 0.0, candidates: int = 32) -> Chu
     so ``lambda_max(S_e) < U (1 + 1e-12)`` for ``n <= 48``; the caller's relative
     inflation (``timestep.ROUNDING_RTOL = 1e-10``) covers it and the geometry.
     """
-    tr = np.einsum("cii->c", S)
-    dmax = np.einsum("cii->ci", S).max(axis=1)
+    return _certify(
+        np.einsum("cii->c", S),
+        np.einsum("cii->ci", S).max(axis=1),
+        np.einsum("cij,cij->c", S, S),
+        lambda idx: np.asarray(np.linalg.eigvalsh(S[idx])[:, -1]),
+        lambda idx, U: positive_definite(U * np.eye(S.shape[1]) - S[idx]),
+        floor,
+        candidates,
+    )
+
+
+def certified_maximum_compiled(
+    kernel: Any,
+    Gs: Array,
+    mass: Array,
+    C: Array,
+    floor: float = 0.0,
+    candidates: int = 32,
+    blocks: bool = False,
+) -> tuple[ChunkMaximum, Array, Array | None]:
+    """:func:`certified_maximum` of the node-form ``S_e``, formed only inside the kernel.
+
+    Note [Compiled element bound]: the diagonals of all ``S_e`` (cheap: only the
+    diagonal node blocks) pick the candidates; their exact eigenvalues give ``U``;
+    one pass of the compiled kernel proves ``lambda_max(S_e) < U`` for every other
+    cell (Frobenius norm or Cholesky). Cells it cannot clear get exact eigenvalues.
+
+    Args:
+        kernel: :func:`snmech.fem._ckernel.node_form_kernel`.
+        Gs: ``sqrt(w |det J|) G`` ``(c, nq, nn, d)``.
+        mass: element mass per node ``(c, nn)`` (kg), any positive split.
+        C: Mandel ``C_bar`` ``(k, k)`` (Pa).
+        floor: a value the bound need not go below (1/s^2).
+        candidates: cells per statistic given exact eigenvalues up front.
+        blocks: also return the block norms of ``K_e`` (:func:`node_block_norms`).
+
+    Returns:
+        The certified maximum, the traces of the ``S_e`` and the block norms (or None).
+    """
+    from snmech.fem import _ckernel
+
+    d = Gs.shape[-1]
+    C4 = fourth_order(C, d)
+    diag = _ckernel.node_form_diagonal(kernel, Gs, mass, C4)
+    tr = diag.sum(axis=1)
+    cand = np.unique(np.concatenate([_top_distinct(v, candidates) for v in (tr, diag.max(axis=1))]))
+
+    def exact(idx: npt.NDArray[np.intp]) -> Array:
+        S = mass_scaled(node_form(Gs[idx], C), mass[idx])
+        return np.asarray(np.linalg.eigvalsh(S)[:, -1])
+
+    lam = exact(cand)
+    best = int(np.argmax(lam))
+    index, value = int(cand[best]), float(lam[best])
+    upper = max(value, floor) * (1.0 + VERIFY_GAP)
+    *_, F, ok = _ckernel.node_form_stats(kernel, Gs, mass, C4, upper, blocks=blocks)
+    assert ok is not None
+    failed = np.flatnonzero(~ok)
+    if failed.size:
+        lam_f = exact(failed)
+        j = int(np.argmax(lam_f))
+        if lam_f[j] > value:
+            index, value = int(failed[j]), float(lam_f[j])
+        upper = max(upper, value * (1.0 + VERIFY_GAP))
+    return ChunkMaximum(upper=float(upper), index=index, value=value), tr, F
+
+
+def _certify(
+    tr: Array,
+    dmax: Array,
+    fro2: Array,
+    exact: Callable[[npt.NDArray[np.intp]], Array],
+    below: Callable[[npt.NDArray[np.intp], float], npt.NDArray[np.bool_]],
+    floor: float,
+    candidates: int,
+) -> ChunkMaximum:
+    """Note [Certified maximum] from per-cell statistics and two callbacks.
+
+    ``exact(idx)`` gives the largest eigenvalues of cells ``idx``; ``below(idx, U)``
+    whether ``U I - S_e`` passes Cholesky for each of them.
+    """
     picks = [_top_distinct(v, candidates) for v in (tr, dmax)]
     cand = np.unique(np.concatenate(picks))
-    lam = np.linalg.eigvalsh(S[cand])[:, -1]
+    lam = exact(cand)
     best = int(np.argmax(lam))
     index, value = int(cand[best]), float(lam[best])
     upper = max(value, floor) * (1.0 + VERIFY_GAP)
     # lambda_max <= ||S||_F clears most cells of a graded or distorted mesh for free
-    open_ = np.flatnonzero(np.sqrt(np.einsum("cij,cij->c", S, S)) * (1.0 + 1e-12) >= upper)
-    A = upper * np.eye(S.shape[1]) - S[open_]
-    failed = open_[~positive_definite(A)]
+    open_ = np.flatnonzero(np.sqrt(fro2) * (1.0 + 1e-12) >= upper)
+    failed = open_[~below(open_, upper)] if open_.size else open_
     if failed.size:
-        lam_f = np.linalg.eigvalsh(S[failed])[:, -1]
+        lam_f = exact(failed)
         j = int(np.argmax(lam_f))
         if lam_f[j] > value:
             index, value = int(failed[j]), float(lam_f[j])

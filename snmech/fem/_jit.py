@@ -42,18 +42,30 @@ VECTOR_FLAGS = [
 
 
 @functools.cache
+def cpu_tag() -> str:
+    """A short hash of this CPU's feature flags (``""`` where ``/proc/cpuinfo`` is unreadable).
+
+    Part of the names of kernels compiled with ``-march=native``, so that one CPU's
+    kernels never load on another (a shared home directory on a heterogeneous cluster).
+    """
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    flags = next((line for line in info.splitlines() if line.startswith("flags")), "")
+    return hashlib.sha256(flags.encode()).hexdigest()[:12]
+
+
+@functools.cache
 def vector_jit_options() -> dict[str, Any]:
     """FFCx/CFFI options for vectorized kernels, or ``{}`` where they are not available."""
     if platform.system() != "Linux" or platform.machine() != "x86_64":
         return {}
     if ctypes.util.find_library("mvec") is None:
         return {}
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    tag = cpu_tag()
+    if not tag:
         return {}
-    flags = next((line for line in info.splitlines() if line.startswith("flags")), "")
-    tag = hashlib.sha256(flags.encode()).hexdigest()[:12]
     return {
         "cffi_extra_compile_args": [*VECTOR_FLAGS, f"-DSNMECH_CPU_{tag}"],
         "cffi_libraries": ["m", "mvec"],

@@ -38,7 +38,7 @@ import numpy.typing as npt
 from dolfinx import fem, mesh
 from mpi4py import MPI
 
-from snmech.fem import _element
+from snmech.fem import _ckernel, _element
 from snmech.fem._mandel import mandel_strain
 from snmech.fem.mass import lumped_mass
 
@@ -335,24 +335,50 @@ def _element_bound(
         np.arange(start, min(start + chunk_size, n_owned), dtype=np.int32)
         for start in range(0, n_owned, chunk_size)
     ]
-    per_cell = (nn * gdim) ** 2 if node_form else nq * nn * gdim + nq
+    # Note [Compiled element bound]: the node form keeps gradients, not matrices
+    kernel = _ckernel.node_form_kernel() if node_form else None
+    if kernel is not None:
+        per_cell = nq * nn * gdim
+    elif node_form:
+        per_cell = (nn * gdim) ** 2
+    else:
+        per_cell = nq * nn * gdim + nq
     keep = n_owned * (per_cell + nn) * 8 < _CACHE_BYTES
     cache: dict[int, tuple[Array, ...]] = {}
+    norms: dict[int, Array] = {}  # block norms of K_e (compiled node form), for balancing
 
     def parts(i: int, cells: npt.NDArray[np.int32]) -> tuple[Array, ...]:
-        """``(K_e, mass)`` (node form) or ``(G, wdet, mass)`` (point form) of chunk ``i``."""
+        """``(K_e or Gs, mass)`` (node form) or ``(G, wdet, mass)`` (point form) of chunk ``i``."""
         if i in cache:
             return cache[i]
         X = _element.cell_coordinates(domain, cells)
         G, wdet, mass = _element.element_batch(X, rho[cells], ref, mref, simplex)
-        out: tuple[Array, ...] = (
-            (_element.node_form(G * np.sqrt(wdet)[:, :, None, None], C), mass)
-            if node_form
-            else (G, wdet, mass)
-        )
+        out: tuple[Array, ...]
+        if node_form:
+            Gs = G * np.sqrt(wdet)[:, :, None, None]
+            out = (Gs if kernel is not None else _element.node_form(Gs, C), mass)
+        else:
+            out = (G, wdet, mass)
         if keep:
             cache[i] = out
         return out
+
+    def chunk_maximum(
+        i: int, part: tuple[Array, ...], mass: Array, floor: float, first: bool
+    ) -> tuple[_element.ChunkMaximum, Array]:
+        """Certified maximum of chunk ``i`` for ``mass`` and its operators' traces."""
+        if kernel is not None:
+            chunk, tr, F = _element.certified_maximum_compiled(
+                kernel, part[0], mass, C, floor, blocks=first
+            )
+            if F is not None:
+                norms[i] = F
+            return chunk, tr
+        if node_form:
+            S = _element.mass_scaled(part[0], mass)
+        else:
+            S = _element.reduced_operator(part[0], part[1], mass, C, R)
+        return _element.certified_maximum(S, floor), np.einsum("cii->c", S)
 
     def certify(split: Array | None) -> tuple[float, int | None, float, float, float]:
         """Certified max over this rank's cells for a mass split (None: own masses).
@@ -363,15 +389,10 @@ def _element_bound(
         for i, cells in enumerate(chunks):
             part = parts(i, cells)
             mass = part[-1] if split is None else split[cells]
-            if node_form:
-                S = _element.mass_scaled(part[0], mass)
-            else:
-                S = _element.reduced_operator(part[0], part[1], mass, C, R)
-            chunk = _element.certified_maximum(S, upper)
+            chunk, tr = chunk_maximum(i, part, mass, upper, split is None)
             upper = max(upper, chunk.upper)
             if chunk.value > value:
                 best, value = int(cells[chunk.index]), chunk.value
-            tr = np.einsum("cii->c", S)
             tr_max, tr_sum = max(tr_max, float(tr.max(initial=0.0))), tr_sum + float(tr.sum())
         return upper, best, value, tr_max, tr_sum
 
@@ -384,18 +405,21 @@ def _element_bound(
         if tr_max <= UNIFORM_SPREAD * tr_mean:
             rounds = 0
     if rounds:
-        masses, norms = [np.zeros((0, nn))], [np.zeros((0, nn, nn))]
+        masses = [np.zeros((0, nn))]
+        blocks = [np.zeros((0, nn, nn))]
         for i, cells in enumerate(chunks):
             part = parts(i, cells)
             masses.append(part[-1])
-            if node_form:
-                norms.append(_element.node_block_norms(part[0], gdim))
+            if kernel is not None:
+                blocks.append(norms[i])
+            elif node_form:
+                blocks.append(_element.node_block_norms(part[0], gdim))
             else:
-                norms.append(_element.block_norms(part[0], part[1], C, R))
+                blocks.append(_element.block_norms(part[0], part[1], C, R))
         node_mass = lumped_mass(V, density).array.reshape(-1, gdim).min(axis=1)
         D = _element.balance_masses(
             np.concatenate(masses),
-            np.concatenate(norms),
+            np.concatenate(blocks),
             node_mass,
             dofs,
             V.dofmap.index_map,

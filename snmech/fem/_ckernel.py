@@ -1,0 +1,342 @@
+"""A compiled kernel for the element bound of the certified time step (node form).
+
+Note [Compiled element bound]: on quadrilaterals and hexahedra the element
+operator ``S_e = D^-1/2 K_e D^-1/2`` is formed from the gradients in node form
+(``K_e = sum_q Gs_q^T C Gs_q``, 24 x 24 for a Q1 hexahedron) and certified by a
+Cholesky factorization of ``U I - S_e`` (Note [Certified maximum]). In numpy
+each step is a pass over a ``(cells, 24, 24)`` array through memory; here one C
+function does all of it for eight cells at a time in registers and cache (the
+cell index is the innermost, vectorized loop), computing the traces, largest
+diagonal entries and Frobenius norms the candidate search needs, the block norms
+the mass balancing needs, and, given ``U``, the Cholesky test. Numbers are
+those of the numpy path up to summation order: the Cholesky rounding argument
+of Note [Certified maximum] does not depend on the order, and the kernel is
+compiled without any reassociating flag.
+
+Built once per CPU and source with cffi (the compiler dolfinx's JIT already
+needs) into ``$XDG_CACHE_HOME/snmech`` (default ``~/.cache/snmech``); where no
+compiler works, :func:`node_form_kernel` returns ``None`` and the numpy path
+runs instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.machinery
+import importlib.util
+import logging
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from snmech.fem._jit import cpu_tag
+
+logger = logging.getLogger(__name__)
+
+Array = npt.NDArray[np.float64]
+
+_CDEF = """
+void snmech_node_form_diagonal(int64_t nc, int nq, int nn, int d, const double* Gs,
+                               const double* mass, const double* C4, double* diag);
+int snmech_node_form(int64_t nc, int nq, int nn, int d, const double* Gs, const double* mass,
+                     const double* C4, double U, double* tr, double* dmax, double* fro2,
+                     double* blocks, int8_t* ok);
+"""
+
+_SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* LANES cells at a time as one GCC vector: the compiler emits SIMD code for every
+   operation on vd (or splits it where the CPU's vectors are shorter). */
+#define LANES 8
+typedef double vd __attribute__((vector_size(LANES * sizeof(double))));
+typedef int64_t vi __attribute__((vector_size(LANES * sizeof(int64_t))));
+
+static void* alloc(size_t n)
+{
+  return aligned_alloc(64, ((n * sizeof(vd) + 63) / 64) * 64);
+}
+
+/* diag[c, a d + i] = S[(a,i),(a,i)] = sum_{l,n} W[a,a,l,n] C4[l d + n, i d + i] / mass[c,a]:
+   only the diagonal node blocks of W, a small fraction of the full kernel's work. */
+void snmech_node_form_diagonal(int64_t nc, int nq, int nn, int d, const double* Gs,
+                               const double* mass, const double* C4, double* diag)
+{
+  const int dd = d * d;
+  for (int64_t c = 0; c < nc; ++c)
+    for (int a = 0; a < nn; ++a)
+    {
+      double w[9] = {0};  /* d <= 3 */
+      for (int q = 0; q < nq; ++q)
+      {
+        const double* ga = Gs + ((c * nq + q) * nn + a) * d;
+        for (int l = 0; l < d; ++l)
+          for (int n = 0; n < d; ++n)
+            w[l * d + n] += ga[l] * ga[n];
+      }
+      for (int i = 0; i < d; ++i)
+      {
+        double k = 0.0;
+        for (int ln = 0; ln < dd; ++ln)
+          k += w[ln] * C4[ln * dd + i * d + i];
+        diag[(c * nn + a) * d + i] = k / mass[c * nn + a];
+      }
+    }
+}
+
+/* For each of nc cells, with m = nn d:
+     K[(a,i),(b,j)] = sum_{l,n} W[a,b,l,n] C4[l d + n, i d + j],
+     W[a,b,l,n] = sum_q Gs[q,a,l] Gs[q,b,n],   S = D^-1/2 K D^-1/2  (D = mass per node),
+   and writes tr, dmax, fro2 (trace, largest diagonal entry, squared Frobenius norm of S),
+   blocks[c,a,b] = sum_ij K[(a,i),(b,j)]^2 (if not NULL) and, if ok is not NULL and U > 0,
+   ok[c] = 1 if lambda_max(S) < U is proven: by ||S||_F < U for all cells of a vector, else
+   by a successful Cholesky factorization of U I - S. Returns 0, or -1 if out of memory. */
+int snmech_node_form(int64_t nc, int nq, int nn, int d, const double* Gs, const double* mass,
+                     const double* C4, double U, double* tr, double* dmax, double* fro2,
+                     double* blocks, int8_t* ok)
+{
+  const int m = nn * d, dd = d * d;
+  vd* g = alloc((size_t)nq * nn * d);
+  vd* W = alloc((size_t)nn * nn * dd);
+  vd* S = alloc((size_t)m * m);
+  vd* s = alloc((size_t)nn);
+  vd* F = alloc((size_t)nn * nn);
+  if (!g || !W || !S || !s || !F)
+  {
+    free(g); free(W); free(S); free(s); free(F);
+    return -1;
+  }
+  const vd zero = {0};
+  for (int64_t c0 = 0; c0 < nc; c0 += LANES)
+  {
+    const int nl = (nc - c0 < LANES) ? (int)(nc - c0) : LANES;
+    for (int lane = 0; lane < LANES; ++lane)
+    {
+      const int64_t c = c0 + (lane < nl ? lane : nl - 1);  /* pad with the last cell */
+      for (int r = 0; r < nq * nn * d; ++r)
+        g[r][lane] = Gs[c * nq * nn * d + r];
+      for (int a = 0; a < nn; ++a)
+        s[a][lane] = 1.0 / sqrt(mass[c * nn + a]);
+    }
+    for (int r = 0; r < nn * nn * dd; ++r)
+      W[r] = zero;
+    for (int q = 0; q < nq; ++q)
+      for (int a = 0; a < nn; ++a)
+        for (int b = 0; b < nn; ++b)
+          for (int l = 0; l < d; ++l)
+          {
+            const vd ga = g[(q * nn + a) * d + l];
+            vd* w = W + (a * nn + b) * dd + l * d;
+            const vd* gb = g + (q * nn + b) * d;
+            for (int n = 0; n < d; ++n)
+              w[n] += ga * gb[n];
+          }
+    for (int r = 0; r < nn * nn; ++r)
+      F[r] = zero;
+    for (int a = 0; a < nn; ++a)
+      for (int b = 0; b < nn; ++b)
+      {
+        const vd* w = W + (a * nn + b) * dd;
+        const vd sab = s[a] * s[b];
+        for (int i = 0; i < d; ++i)
+          for (int j = 0; j < d; ++j)
+          {
+            vd k = zero;
+            for (int ln = 0; ln < dd; ++ln)
+              k += w[ln] * C4[ln * dd + i * d + j];
+            F[a * nn + b] += k * k;
+            S[(a * d + i) * m + b * d + j] = k * sab;
+          }
+      }
+    vd t = zero, dm, fr = zero;
+    for (int lane = 0; lane < LANES; ++lane)
+      dm[lane] = -INFINITY;
+    for (int r = 0; r < m; ++r)
+    {
+      const vd diag = S[r * m + r];
+      t += diag;
+      for (int lane = 0; lane < LANES; ++lane)
+        dm[lane] = diag[lane] > dm[lane] ? diag[lane] : dm[lane];
+    }
+    for (int r = 0; r < m * m; ++r)
+      fr += S[r] * S[r];
+    for (int lane = 0; lane < nl; ++lane)
+    {
+      const int64_t c = c0 + lane;
+      if (tr) tr[c] = t[lane];
+      if (dmax) dmax[c] = dm[lane];
+      if (fro2) fro2[c] = fr[lane];
+      if (blocks)
+        for (int ab = 0; ab < nn * nn; ++ab)
+          blocks[c * nn * nn + ab] = F[ab][lane];
+    }
+    int pruned = 1;  /* lambda_max <= ||S||_F < U for every lane: no factorization needed */
+    for (int lane = 0; lane < nl; ++lane)
+      pruned &= sqrt(fr[lane]) * (1.0 + 1e-12) < U;
+    if (ok && U > 0 && pruned)
+      for (int lane = 0; lane < nl; ++lane)
+        ok[c0 + lane] = 1;
+    else if (ok && U > 0)
+    {
+      /* Cholesky of A = U I - S in place: column j of L overwrites the lower part of S */
+      const vd one = zero + 1.0;
+      vi good = (vi)(zero == zero);  /* all bits set: true */
+      for (int j = 0; j < m; ++j)
+      {
+        vd piv = one;
+        for (int i = j; i < m; ++i)
+        {
+          vd a = (i == j ? zero + U : zero) - S[i * m + j];
+          for (int k = 0; k < j; ++k)
+            a -= S[i * m + k] * S[j * m + k];
+          if (i == j)
+          {
+            const vi pos = a > zero;  /* false for NaN too */
+            good &= pos;
+            a = (vd)(((vi)a & pos) | ((vi)one & ~pos));
+            for (int lane = 0; lane < LANES; ++lane)
+              piv[lane] = sqrt(a[lane]);
+            S[i * m + j] = piv;
+          }
+          else
+            S[i * m + j] = a / piv;
+        }
+      }
+      for (int lane = 0; lane < nl; ++lane)
+        ok[c0 + lane] = good[lane] != 0;
+    }
+  }
+  free(g); free(W); free(S); free(s); free(F);
+  return 0;
+}
+"""
+
+
+def _flags() -> list[str]:
+    if platform.machine() in ("x86_64", "AMD64"):
+        return ["-O3", "-march=native"]
+    return ["-O3"]
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "snmech"
+
+
+@functools.cache
+def node_form_kernel() -> Any | None:
+    """The compiled kernel's ``lib`` (built on first use), or ``None`` without a compiler."""
+    key = hashlib.sha256((_CDEF + _SOURCE + " ".join(_flags()) + cpu_tag()).encode()).hexdigest()
+    name = f"_snmech_node_form_{key[:16]}"
+    cache = _cache_dir()
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        found = sorted(cache.glob(f"{name}.*.so")) + sorted(cache.glob(f"{name}.so"))
+        if not found:
+            import cffi
+
+            ffi = cffi.FFI()
+            ffi.cdef(_CDEF)
+            ffi.set_source(name, _SOURCE, extra_compile_args=_flags(), libraries=["m"])
+            with tempfile.TemporaryDirectory(dir=cache) as tmp:
+                built = Path(ffi.compile(tmpdir=tmp, verbose=False))
+                target = cache / built.name
+                os.replace(built, target)  # atomic: MPI ranks may race here
+            found = [target]
+        loader = importlib.machinery.ExtensionFileLoader(name, str(found[0]))
+        spec = importlib.util.spec_from_file_location(name, found[0], loader=loader)
+        assert spec is not None
+        module = importlib.util.module_from_spec(spec)
+        loader.exec_module(module)
+        return module
+    except Exception as exc:  # no compiler, read-only cache, ...: the numpy path
+        logger.warning("compiled element bound unavailable (%s); using numpy", exc)
+        return None
+
+
+def node_form_stats(
+    kernel: Any,
+    Gs: Array,
+    mass: Array,
+    C4: Array,
+    U: float = 0.0,
+    *,
+    blocks: bool = False,
+) -> tuple[Array, Array, Array, Array | None, npt.NDArray[np.bool_] | None]:
+    """Trace, largest diagonal entry and squared Frobenius norm of every ``S_e``.
+
+    Args:
+        kernel: :func:`node_form_kernel`.
+        Gs: ``sqrt(w |det J|) G`` ``(c, nq, nn, d)`` (m^0.5 / m).
+        mass: element mass per node ``(c, nn)`` (kg).
+        C4: the fourth-order ``C_bar`` as ``(d d, d d)`` (``_element.node_form``'s).
+        U: if > 0, also prove ``lambda_max(S_e) < U`` (1/s^2): by the Frobenius norm
+            (when it clears a whole vector of cells) or a Cholesky factorization of
+            ``U I - S_e``; ``ok`` is False where neither succeeds.
+        blocks: also return ``||K_e[a-block, b-block]||_F^2`` ``(c, nn, nn)``.
+
+    Returns:
+        ``(tr, dmax, fro2, blocks or None, ok or None)``, one entry per cell.
+    """
+    ffi = kernel.ffi
+    Gs = np.ascontiguousarray(Gs, dtype=np.float64)
+    mass = np.ascontiguousarray(mass, dtype=np.float64)
+    C4 = np.ascontiguousarray(C4, dtype=np.float64)
+    c, nq, nn, d = Gs.shape
+    tr, dmax, fro2 = (np.empty(c) for _ in range(3))
+    F = np.empty((c, nn, nn)) if blocks else None
+    ok = np.empty(c, dtype=np.int8) if U > 0 else None
+
+    def ptr(a: np.ndarray | None, ctype: str = "double *") -> Any:
+        return ffi.NULL if a is None else ffi.cast(ctype, a.ctypes.data)
+
+    status = kernel.lib.snmech_node_form(
+        c,
+        nq,
+        nn,
+        d,
+        ptr(Gs),
+        ptr(mass),
+        ptr(C4),
+        float(U),
+        ptr(tr),
+        ptr(dmax),
+        ptr(fro2),
+        ptr(F),
+        ptr(ok, "int8_t *"),
+    )
+    if status != 0:
+        raise MemoryError("snmech_node_form: out of memory")
+    return tr, dmax, fro2, F, (ok.astype(bool) if ok is not None else None)
+
+
+def node_form_diagonal(kernel: Any, Gs: Array, mass: Array, C4: Array) -> Array:
+    """Diagonals of the node-form ``S_e`` ``(c, nn d)`` (1/s^2); arguments as for the stats."""
+    ffi = kernel.ffi
+    Gs = np.ascontiguousarray(Gs, dtype=np.float64)
+    mass = np.ascontiguousarray(mass, dtype=np.float64)
+    C4 = np.ascontiguousarray(C4, dtype=np.float64)
+    c, nq, nn, d = Gs.shape
+    if d > 3:
+        raise ValueError(f"node_form_diagonal: d = {d} > 3")
+    diag = np.empty((c, nn * d))
+    kernel.lib.snmech_node_form_diagonal(
+        c,
+        nq,
+        nn,
+        d,
+        ffi.cast("double *", Gs.ctypes.data),
+        ffi.cast("double *", mass.ctypes.data),
+        ffi.cast("double *", C4.ctypes.data),
+        ffi.cast("double *", diag.ctypes.data),
+    )
+    return diag
