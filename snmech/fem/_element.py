@@ -282,7 +282,7 @@ def reduced_operator(G: Array, wdet: Array, mass: Array, C: Array, R: Array) -> 
 
 
 def fourth_order(C: Array, d: int) -> Array:
-    """Mandel ``C`` ``(k, k)`` as ``C4[l d + n, i d + j]`` acting on gradient pairs, ``(d d, d d)``."""
+    """Mandel ``C`` ``(k, k)`` as ``C4[l d + n, i d + j]`` on gradient pairs, ``(d d, d d)``."""
     T = mandel_gradient_map(d)
     return np.asarray(np.einsum("pil,pq,qjn->lnij", T, C, T).reshape(d * d, d * d))
 
