@@ -226,6 +226,8 @@ def test_balanced_split_adds_up_to_the_lumped_mass(fx):
         E.cell_coordinates(domain, cells), np.full(cells.size, RHO), ref, mref, True
     )
     M = fx.lumped_mass(V, RHO).array[::3]
+    # the balancing's node masses, summed from the element masses, are the solver's
+    np.testing.assert_allclose(E.node_masses(me, V.dofmap.list, V.dofmap.index_map), M, rtol=1e-13)
     F = E.block_norms(G, wdet, C, np.linalg.cholesky(C).T)
     D = E.balance_masses(me, F, M, V.dofmap.list, V.dofmap.index_map, 3)
     assert np.all(D > 0) and not np.allclose(D, me)
@@ -353,8 +355,6 @@ def test_compiled_element_kernel_matches_numpy(fx):
         np.testing.assert_allclose(dmax, np.einsum("cii->ci", S).max(axis=1), rtol=1e-12)
         np.testing.assert_allclose(fro2, (S**2).sum(axis=(1, 2)), rtol=1e-12)
         np.testing.assert_allclose(F, fx.E.node_block_norms(K, d), rtol=1e-12)
-        diag = _ckernel.node_form_diagonal(kernel, Gs, mass, C4)
-        np.testing.assert_allclose(diag, np.einsum("cii->ci", S), rtol=1e-12)
         lam = np.sort(np.linalg.eigvalsh(S)[:, -1])
         for U in 0.5 * (lam[1:] + lam[:-1]):  # between eigenvalues: a clear verdict per cell
             ok = _ckernel.node_form_stats(kernel, Gs, mass, C4, U)[4]
@@ -363,6 +363,38 @@ def test_compiled_element_kernel_matches_numpy(fx):
         Gs[4, 0, 0, 0] = np.nan
         ok = _ckernel.node_form_stats(kernel, Gs, mass, C4, 10 * lam[-1])[4]
         assert not ok[4] and ok[np.arange(c) != 4].all()
+
+
+@pytest.mark.parametrize(("cell", "gdim"), [("hexahedron", 3), ("quadrilateral", 2)])
+def test_compiled_gradients_match_numpy_geometry(fx, cell, gdim):
+    """The compiled geometry (Jacobians, gradients, weights, diag K_e) is numpy's."""
+    from snmech.fem import _ckernel
+
+    kernel = _ckernel.node_form_kernel()
+    if kernel is None:
+        pytest.skip("no C compiler: the numpy path is used")
+    domain = make_mesh(fx, cell, 3, True)
+    V = fx.fem.functionspace(domain, ("Lagrange", 1, (gdim,)))
+    q = fx.E.default_quadrature_degree(domain.topology.cell_type, 1)
+    ref, mref = fx.E.reference_data(V, q), fx.E.mass_reference(V)
+    cells = np.arange(domain.topology.index_map(gdim).size_local, dtype=np.int32)
+    X = fx.E.cell_coordinates(domain, cells)
+    rho = np.full(len(cells), RHO)
+    G, wdet, mass = fx.E.element_batch(X, rho, ref, mref, False)
+    law = steel(fx, gdim)
+    C = law.tangent(np.zeros((1, law.kinematics.size)))[0]
+    C4 = fx.E.fourth_order(C, gdim)
+    Gs, wdet_c, det, Kdiag = _ckernel.gradients(kernel, X, ref.dpsi, ref.dphi, ref.weights, C4)
+    np.testing.assert_allclose(Gs, G * np.sqrt(wdet)[:, :, None, None], rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(wdet_c, wdet, rtol=1e-12)
+    np.testing.assert_allclose(np.abs(det) * ref.weights, wdet, rtol=1e-12)
+    K = fx.E.node_form(Gs, C)
+    np.testing.assert_allclose(Kdiag, np.einsum("cii->ci", K), rtol=1e-11)
+    Gs_b, mass_b, _ = fx.E.node_form_batch(kernel, X, rho, ref, mref, C4)
+    np.testing.assert_allclose(mass_b, mass, rtol=1e-12)
+    X[0, 0] = X[0, -1]  # fold a cell: the same error as the numpy geometry
+    with pytest.raises(ValueError, match="inverted|degenerate"):
+        fx.E.node_form_batch(kernel, X, rho, ref, mref, C4)
 
 
 @pytest.mark.parametrize("balance", [0, 3])

@@ -42,8 +42,9 @@ logger = logging.getLogger(__name__)
 Array = npt.NDArray[np.float64]
 
 _CDEF = """
-void snmech_node_form_diagonal(int64_t nc, int nq, int nn, int d, const double* Gs,
-                               const double* mass, const double* C4, double* diag);
+void snmech_gradients(int64_t nc, int nq, int ng, int nn, int d, const double* X,
+                      const double* dpsi, const double* dphi, const double* w, const double* C4,
+                      double* Gs, double* wdet, double* det, double* Kdiag);
 int snmech_node_form(int64_t nc, int nq, int nn, int d, const double* Gs, const double* mass,
                      const double* C4, double U, double* tr, double* dmax, double* fro2,
                      double* blocks, int8_t* ok);
@@ -66,30 +67,137 @@ static void* alloc(size_t n)
   return aligned_alloc(64, ((n * sizeof(vd) + 63) / 64) * 64);
 }
 
-/* diag[c, a d + i] = S[(a,i),(a,i)] = sum_{l,n} W[a,a,l,n] C4[l d + n, i d + i] / mass[c,a]:
-   only the diagonal node blocks of W, a small fraction of the full kernel's work. */
-void snmech_node_form_diagonal(int64_t nc, int nq, int nn, int d, const double* Gs,
-                               const double* mass, const double* C4, double* diag)
+/* Per cell and point q: J = sum_g X[g] dpsi[q,g]^T (dx_i/dX_j), det J, G = dphi[q] J^-1,
+   wdet = w_q |det J|, Gs = sqrt(wdet) G (c, nq, nn, d) and the diagonal of the node-form
+   element stiffness, Kdiag[c, a d + i] = sum_{q,l,n} Gs[q,a,l] Gs[q,a,n] C4[l d + n, i d + i];
+   det is returned for the caller's checks (zero, non-finite, sign changes). d = 2 or 3.
+   LANES cells at a time, as in snmech_node_form. */
+static inline __attribute__((always_inline)) void gradients(
+  int64_t nc, int nq, int ng, int nn, const int d, const double* X, const double* dpsi,
+  const double* dphi, const double* w, const double* C4, double* Gs, double* wdet, double* det,
+  double* Kdiag)
 {
   const int dd = d * d;
-  for (int64_t c = 0; c < nc; ++c)
-    for (int a = 0; a < nn; ++a)
+  const vd zero = {0};
+  vd x[27 * 3], G[27 * 3], kd[27 * 3];  /* ng, nn <= 27, d <= 3 */
+  for (int64_t c0 = 0; c0 < nc; c0 += LANES)
+  {
+    const int nl = (nc - c0 < LANES) ? (int)(nc - c0) : LANES;
+    for (int lane = 0; lane < LANES; ++lane)
     {
-      double w[9] = {0};  /* d <= 3 */
-      for (int q = 0; q < nq; ++q)
+      const int64_t c = c0 + (lane < nl ? lane : nl - 1);
+      for (int r = 0; r < ng * d; ++r)
+        x[r][lane] = X[c * ng * d + r];
+    }
+    for (int r = 0; r < nn * d; ++r)
+      kd[r] = zero;
+    for (int q = 0; q < nq; ++q)
+    {
+      vd J[9], inv[9], dt;
+      for (int r = 0; r < 9; ++r)
+        J[r] = zero;
+      for (int g = 0; g < ng; ++g)
+        for (int i = 0; i < d; ++i)
+          for (int j = 0; j < d; ++j)
+            J[i * d + j] += x[g * d + i] * dpsi[(q * ng + g) * d + j];
+      if (d == 2)
       {
-        const double* ga = Gs + ((c * nq + q) * nn + a) * d;
+        dt = J[0] * J[3] - J[1] * J[2];
+        inv[0] = J[3] / dt; inv[1] = -J[1] / dt;
+        inv[2] = -J[2] / dt; inv[3] = J[0] / dt;
+      }
+      else
+      {
+        const vd a00 = J[4] * J[8] - J[5] * J[7], a01 = J[2] * J[7] - J[1] * J[8];
+        const vd a02 = J[1] * J[5] - J[2] * J[4], a10 = J[5] * J[6] - J[3] * J[8];
+        const vd a11 = J[0] * J[8] - J[2] * J[6], a12 = J[2] * J[3] - J[0] * J[5];
+        const vd a20 = J[3] * J[7] - J[4] * J[6], a21 = J[1] * J[6] - J[0] * J[7];
+        const vd a22 = J[0] * J[4] - J[1] * J[3];
+        dt = J[0] * a00 + J[1] * a10 + J[2] * a20;
+        inv[0] = a00 / dt; inv[1] = a01 / dt; inv[2] = a02 / dt;
+        inv[3] = a10 / dt; inv[4] = a11 / dt; inv[5] = a12 / dt;
+        inv[6] = a20 / dt; inv[7] = a21 / dt; inv[8] = a22 / dt;
+      }
+      vd root;
+      for (int lane = 0; lane < LANES; ++lane)
+      {
+        const double wd = w[q] * fabs(dt[lane]);
+        root[lane] = sqrt(wd);
+        if (lane < nl)
+        {
+          det[(c0 + lane) * nq + q] = dt[lane];
+          wdet[(c0 + lane) * nq + q] = wd;
+        }
+      }
+      for (int a = 0; a < nn; ++a)
+        for (int i = 0; i < d; ++i)
+        {
+          vd gi = zero;
+          for (int j = 0; j < d; ++j)
+            gi += dphi[(q * nn + a) * d + j] * inv[j * d + i];
+          G[a * d + i] = root * gi;
+        }
+      for (int a = 0; a < nn; ++a)
         for (int l = 0; l < d; ++l)
           for (int n = 0; n < d; ++n)
-            w[l * d + n] += ga[l] * ga[n];
-      }
+          {
+            const vd gg = G[a * d + l] * G[a * d + n];
+            for (int i = 0; i < d; ++i)
+              kd[a * d + i] += gg * C4[(l * d + n) * dd + i * d + i];
+          }
+      for (int lane = 0; lane < nl; ++lane)
+        for (int r = 0; r < nn * d; ++r)
+          Gs[((c0 + lane) * nq + q) * nn * d + r] = G[r][lane];
+    }
+    for (int lane = 0; lane < nl; ++lane)
+      for (int r = 0; r < nn * d; ++r)
+        Kdiag[(c0 + lane) * nn * d + r] = kd[r][lane];
+  }
+}
+
+void snmech_gradients(int64_t nc, int nq, int ng, int nn, int d, const double* X,
+                      const double* dpsi, const double* dphi, const double* w, const double* C4,
+                      double* Gs, double* wdet, double* det, double* Kdiag)
+{
+  if (d == 3)  /* a literal d: unrolled d x d loops */
+    gradients(nc, nq, ng, nn, 3, X, dpsi, dphi, w, C4, Gs, wdet, det, Kdiag);
+  else
+    gradients(nc, nq, ng, nn, 2, X, dpsi, dphi, w, C4, Gs, wdet, det, Kdiag);
+}
+
+/* The node blocks a <= b of K (the rest by symmetry) into S (scaled) and F (block norms).
+   Called with a literal d, so that the compiler unrolls the d x d loops and keeps the
+   block's accumulators in registers. */
+static inline __attribute__((always_inline)) void node_blocks(
+  const int nq, const int nn, const int d, const vd* g, const vd* s, const double* C4, vd* S,
+  vd* F)
+{
+  const int m = nn * d, dd = d * d;
+  const vd zero = {0};
+  for (int a = 0; a < nn; ++a)
+    for (int b = a; b < nn; ++b)
+    {
+      vd w[9];
+      for (int ln = 0; ln < dd; ++ln)
+        w[ln] = zero;
+      for (int q = 0; q < nq; ++q)
+        for (int l = 0; l < d; ++l)
+          for (int n = 0; n < d; ++n)
+            w[l * d + n] += g[(q * nn + a) * d + l] * g[(q * nn + b) * d + n];
+      const vd sab = s[a] * s[b];
+      vd f = zero;
       for (int i = 0; i < d; ++i)
-      {
-        double k = 0.0;
-        for (int ln = 0; ln < dd; ++ln)
-          k += w[ln] * C4[ln * dd + i * d + i];
-        diag[(c * nn + a) * d + i] = k / mass[c * nn + a];
-      }
+        for (int j = 0; j < d; ++j)
+        {
+          vd k = zero;
+          for (int ln = 0; ln < dd; ++ln)
+            k += w[ln] * C4[ln * dd + i * d + j];
+          f += k * k;
+          S[(a * d + i) * m + b * d + j] = k * sab;
+          S[(b * d + j) * m + a * d + i] = k * sab;
+        }
+      F[a * nn + b] = f;
+      F[b * nn + a] = f;
     }
 }
 
@@ -104,15 +212,14 @@ int snmech_node_form(int64_t nc, int nq, int nn, int d, const double* Gs, const 
                      const double* C4, double U, double* tr, double* dmax, double* fro2,
                      double* blocks, int8_t* ok)
 {
-  const int m = nn * d, dd = d * d;
+  const int m = nn * d;
   vd* g = alloc((size_t)nq * nn * d);
-  vd* W = alloc((size_t)nn * nn * dd);
   vd* S = alloc((size_t)m * m);
   vd* s = alloc((size_t)nn);
   vd* F = alloc((size_t)nn * nn);
-  if (!g || !W || !S || !s || !F)
+  if (!g || !S || !s || !F)
   {
-    free(g); free(W); free(S); free(s); free(F);
+    free(g); free(S); free(s); free(F);
     return -1;
   }
   const vd zero = {0};
@@ -127,36 +234,10 @@ int snmech_node_form(int64_t nc, int nq, int nn, int d, const double* Gs, const 
       for (int a = 0; a < nn; ++a)
         s[a][lane] = 1.0 / sqrt(mass[c * nn + a]);
     }
-    for (int r = 0; r < nn * nn * dd; ++r)
-      W[r] = zero;
-    for (int q = 0; q < nq; ++q)
-      for (int a = 0; a < nn; ++a)
-        for (int b = 0; b < nn; ++b)
-          for (int l = 0; l < d; ++l)
-          {
-            const vd ga = g[(q * nn + a) * d + l];
-            vd* w = W + (a * nn + b) * dd + l * d;
-            const vd* gb = g + (q * nn + b) * d;
-            for (int n = 0; n < d; ++n)
-              w[n] += ga * gb[n];
-          }
-    for (int r = 0; r < nn * nn; ++r)
-      F[r] = zero;
-    for (int a = 0; a < nn; ++a)
-      for (int b = 0; b < nn; ++b)
-      {
-        const vd* w = W + (a * nn + b) * dd;
-        const vd sab = s[a] * s[b];
-        for (int i = 0; i < d; ++i)
-          for (int j = 0; j < d; ++j)
-          {
-            vd k = zero;
-            for (int ln = 0; ln < dd; ++ln)
-              k += w[ln] * C4[ln * dd + i * d + j];
-            F[a * nn + b] += k * k;
-            S[(a * d + i) * m + b * d + j] = k * sab;
-          }
-      }
+    if (d == 3)
+      node_blocks(nq, nn, 3, g, s, C4, S, F);
+    else
+      node_blocks(nq, nn, 2, g, s, C4, S, F);
     vd t = zero, dm, fr = zero;
     for (int lane = 0; lane < LANES; ++lane)
       dm[lane] = -INFINITY;
@@ -215,7 +296,7 @@ int snmech_node_form(int64_t nc, int nq, int nn, int d, const double* Gs, const 
         ok[c0 + lane] = good[lane] != 0;
     }
   }
-  free(g); free(W); free(S); free(s); free(F);
+  free(g); free(S); free(s); free(F);
   return 0;
 }
 """
@@ -287,7 +368,6 @@ def node_form_stats(
     Returns:
         ``(tr, dmax, fro2, blocks or None, ok or None)``, one entry per cell.
     """
-    ffi = kernel.ffi
     Gs = np.ascontiguousarray(Gs, dtype=np.float64)
     mass = np.ascontiguousarray(mass, dtype=np.float64)
     C4 = np.ascontiguousarray(C4, dtype=np.float64)
@@ -296,47 +376,62 @@ def node_form_stats(
     F = np.empty((c, nn, nn)) if blocks else None
     ok = np.empty(c, dtype=np.int8) if U > 0 else None
 
-    def ptr(a: np.ndarray | None, ctype: str = "double *") -> Any:
-        return ffi.NULL if a is None else ffi.cast(ctype, a.ctypes.data)
-
     status = kernel.lib.snmech_node_form(
         c,
         nq,
         nn,
         d,
-        ptr(Gs),
-        ptr(mass),
-        ptr(C4),
+        _ptr(kernel, Gs),
+        _ptr(kernel, mass),
+        _ptr(kernel, C4),
         float(U),
-        ptr(tr),
-        ptr(dmax),
-        ptr(fro2),
-        ptr(F),
-        ptr(ok, "int8_t *"),
+        _ptr(kernel, tr),
+        _ptr(kernel, dmax),
+        _ptr(kernel, fro2),
+        _ptr(kernel, F),
+        _ptr(kernel, ok, "int8_t *"),
     )
     if status != 0:
         raise MemoryError("snmech_node_form: out of memory")
     return tr, dmax, fro2, F, (ok.astype(bool) if ok is not None else None)
 
 
-def node_form_diagonal(kernel: Any, Gs: Array, mass: Array, C4: Array) -> Array:
-    """Diagonals of the node-form ``S_e`` ``(c, nn d)`` (1/s^2); arguments as for the stats."""
-    ffi = kernel.ffi
-    Gs = np.ascontiguousarray(Gs, dtype=np.float64)
-    mass = np.ascontiguousarray(mass, dtype=np.float64)
-    C4 = np.ascontiguousarray(C4, dtype=np.float64)
-    c, nq, nn, d = Gs.shape
-    if d > 3:
-        raise ValueError(f"node_form_diagonal: d = {d} > 3")
-    diag = np.empty((c, nn * d))
-    kernel.lib.snmech_node_form_diagonal(
+def _ptr(kernel: Any, a: np.ndarray | None, ctype: str = "double *") -> Any:
+    return kernel.ffi.NULL if a is None else kernel.ffi.cast(ctype, a.ctypes.data)
+
+
+def gradients(
+    kernel: Any, X: Array, dpsi: Array, dphi: Array, weights: Array, C4: Array
+) -> tuple[Array, Array, Array, Array]:
+    """``sqrt(w |det J|) G`` ``(c, nq, nn, d)``, ``w |det J|``, ``det J`` ``(c, nq)``, ``diag K_e``.
+
+    Args:
+        kernel: :func:`node_form_kernel`.
+        X: cell node coordinates ``(c, ng, d)`` (m), d = 2 or 3, ``ng <= 27``.
+        dpsi: coordinate element derivatives ``(nq, ng, d)``.
+        dphi: basis derivatives ``(nq, nn, d)``, ``nn <= 27``.
+        weights: quadrature weights ``(nq,)``.
+        C4: ``C_bar`` as ``(d d, d d)`` (``_element.fourth_order``) (Pa).
+
+    Returns:
+        ``Gs``, ``wdet``, ``det`` and the diagonals of the node-form element
+        stiffness ``(c, nn d)`` (N/m).
+    """
+    X, dpsi, dphi, weights, C4 = (
+        np.ascontiguousarray(a, dtype=np.float64) for a in (X, dpsi, dphi, weights, C4)
+    )
+    c, ng, d = X.shape
+    nq, nn = dphi.shape[0], dphi.shape[1]
+    if d not in (2, 3) or ng > 27 or nn > 27:
+        raise ValueError(f"gradients: d = {d}, {ng} geometry nodes, {nn} nodes (d 2/3, <= 27)")
+    Gs = np.empty((c, nq, nn, d))
+    wdet, det, Kdiag = np.empty((c, nq)), np.empty((c, nq)), np.empty((c, nn * d))
+    kernel.lib.snmech_gradients(
         c,
         nq,
+        ng,
         nn,
         d,
-        ffi.cast("double *", Gs.ctypes.data),
-        ffi.cast("double *", mass.ctypes.data),
-        ffi.cast("double *", C4.ctypes.data),
-        ffi.cast("double *", diag.ctypes.data),
+        *(_ptr(kernel, a) for a in (X, dpsi, dphi, weights, C4, Gs, wdet, det, Kdiag)),
     )
-    return diag
+    return Gs, wdet, det, Kdiag

@@ -165,13 +165,44 @@ def geometry(X: Array, ref: ReferenceData, simplex: bool) -> tuple[Array, Array]
     dpsi = ref.dpsi[:1] if simplex else ref.dpsi
     J = np.tensordot(X, dpsi, axes=([1], [1])).transpose(0, 2, 1, 3)  # J[c,q,i,j] = dx_i/dX_j
     det, inv = _det_inv(J)
+    check_jacobians(det)
+    shape = (X.shape[0], ref.weights.size)
+    inv = np.broadcast_to(inv, (*shape, *inv.shape[2:]))
+    return inv, np.abs(np.broadcast_to(det, shape)) * ref.weights
+
+
+def check_jacobians(det: Array) -> None:
+    """Raise on a degenerate cell or a quad/hex whose Jacobian changes sign; ``det`` ``(c, nq)``."""
     if not np.all(np.isfinite(det)) or np.any(det == 0):
         raise ValueError("degenerate cell (zero or non-finite Jacobian determinant)")
     if np.any(np.sign(det) != np.sign(det[:, :1])):
         raise ValueError("inverted cell: the Jacobian determinant changes sign inside a cell")
-    shape = (X.shape[0], ref.weights.size)
-    inv = np.broadcast_to(inv, (*shape, *inv.shape[2:]))
-    return inv, np.abs(np.broadcast_to(det, shape)) * ref.weights
+
+
+def node_form_batch(
+    kernel: Any, X: Array, rho: Array, ref: ReferenceData, mref: ReferenceData, C4: Array
+) -> tuple[Array, Array, Array]:
+    """Compiled :func:`element_batch` for the node form: ``Gs``, lumped mass, ``diag K_e``.
+
+    Args:
+        kernel: :func:`snmech.fem._ckernel.node_form_kernel`.
+        X: cell node coordinates ``(c, ng, d)``.
+        rho: density per cell (kg/m^3), ``(c,)``.
+        ref: stiffness rule tabulations.
+        mref: :func:`mass_reference` tabulations.
+        C4: :func:`fourth_order` of ``C_bar``.
+
+    Returns:
+        ``sqrt(w |det J|) G`` ``(c, nq, nn, d)``, element mass per node ``(c, nn)`` (kg)
+        and the diagonals of the element stiffness ``(c, nn d)`` (N/m).
+    """
+    from snmech.fem import _ckernel
+
+    Gs, wdet, det, Kdiag = _ckernel.gradients(kernel, X, ref.dpsi, ref.dphi, ref.weights, C4)
+    check_jacobians(det)
+    same = np.array_equal(ref.points, mref.points)
+    wdet_m = wdet if same else geometry(X, mref, False)[1]
+    return Gs, lumped_element_mass(wdet_m, rho, mref), Kdiag
 
 
 def mass_reference(V: fem.FunctionSpace) -> ReferenceData:
@@ -339,6 +370,21 @@ def block_norms(G: Array, wdet: Array, C: Array, R: Array) -> Array:
     return np.asarray(right @ outer.reshape(c, nn, -1).transpose(0, 2, 1))
 
 
+def node_masses(D: Array, dofs: npt.NDArray[np.int32], index_map: common.IndexMap) -> Array:
+    """``M_a = sum_e D_e,a`` for every local node (owned and ghost), summed over all ranks.
+
+    Args:
+        D: element masses per node ``(c, nn)`` (kg) of this rank's owned cells.
+        dofs: node indices of those cells ``(c, nn)``.
+        index_map: the nodes' index map.
+    """
+    total = la.vector(index_map, 1)
+    total.array[:] = np.bincount(dofs.ravel(), D.ravel(), minlength=total.array.size)
+    total.scatter_reverse(la.InsertMode.add)
+    total.scatter_forward()
+    return np.asarray(total.array.copy())
+
+
 def balance_masses(
     D: Array,
     F: Array,
@@ -429,6 +475,7 @@ def certified_maximum_compiled(
     floor: float = 0.0,
     candidates: int = 32,
     blocks: bool = False,
+    Kdiag: Array | None = None,
 ) -> tuple[ChunkMaximum, Array, Array | None]:
     """:func:`certified_maximum` of the node-form ``S_e``, formed only inside the kernel.
 
@@ -445,6 +492,7 @@ def certified_maximum_compiled(
         floor: a value the bound need not go below (1/s^2).
         candidates: cells per statistic given exact eigenvalues up front.
         blocks: also return the block norms of ``K_e`` (:func:`node_block_norms`).
+        Kdiag: the diagonals of the ``K_e`` (:func:`node_form_batch`), if at hand.
 
     Returns:
         The certified maximum, the traces of the ``S_e`` and the block norms (or None).
@@ -453,7 +501,11 @@ def certified_maximum_compiled(
 
     d = Gs.shape[-1]
     C4 = fourth_order(C, d)
-    diag = _ckernel.node_form_diagonal(kernel, Gs, mass, C4)
+    if Kdiag is None:
+        Kdiag = np.einsum("cqal,cqan,lnii->cai", Gs, Gs, C4.reshape(d, d, d, d)).reshape(
+            len(Gs), -1
+        )
+    diag = Kdiag / np.repeat(mass, d, axis=1)
     tr = diag.sum(axis=1)
     cand = np.unique(np.concatenate([_top_distinct(v, candidates) for v in (tr, diag.max(axis=1))]))
 

@@ -326,6 +326,7 @@ def _element_bound(
     ref = _element.reference_data(V, q)
     mref = _element.mass_reference(V)
     R = _loewner_root(C)
+    C4 = _element.fourth_order(C, domain.geometry.dim)
     simplex = domain.topology.cell_type in _element.SIMPLICES
     gdim = domain.geometry.dim
     dofs = V.dofmap.list[:n_owned]
@@ -338,7 +339,7 @@ def _element_bound(
     # Note [Compiled element bound]: the node form keeps gradients, not matrices
     kernel = _ckernel.node_form_kernel() if node_form else None
     if kernel is not None:
-        per_cell = nq * nn * gdim
+        per_cell = nq * nn * gdim + nn * gdim
     elif node_form:
         per_cell = (nn * gdim) ** 2
     else:
@@ -348,17 +349,24 @@ def _element_bound(
     norms: dict[int, Array] = {}  # block norms of K_e (compiled node form), for balancing
 
     def parts(i: int, cells: npt.NDArray[np.int32]) -> tuple[Array, ...]:
-        """``(K_e or Gs, mass)`` (node form) or ``(G, wdet, mass)`` (point form) of chunk ``i``."""
+        """Chunk ``i``'s element data.
+
+        ``(Gs, diag K_e, mass)`` (compiled node form), ``(K_e, mass)`` (node form) or
+        ``(G, wdet, mass)`` (point form).
+        """
         if i in cache:
             return cache[i]
         X = _element.cell_coordinates(domain, cells)
-        G, wdet, mass = _element.element_batch(X, rho[cells], ref, mref, simplex)
         out: tuple[Array, ...]
-        if node_form:
-            Gs = G * np.sqrt(wdet)[:, :, None, None]
-            out = (Gs if kernel is not None else _element.node_form(Gs, C), mass)
+        if kernel is not None:
+            Gs, mass, Kdiag = _element.node_form_batch(kernel, X, rho[cells], ref, mref, C4)
+            out = (Gs, Kdiag, mass)
         else:
-            out = (G, wdet, mass)
+            G, wdet, mass = _element.element_batch(X, rho[cells], ref, mref, simplex)
+            if node_form:
+                out = (_element.node_form(G * np.sqrt(wdet)[:, :, None, None], C), mass)
+            else:
+                out = (G, wdet, mass)
         if keep:
             cache[i] = out
         return out
@@ -369,7 +377,7 @@ def _element_bound(
         """Certified maximum of chunk ``i`` for ``mass`` and its operators' traces."""
         if kernel is not None:
             chunk, tr, F = _element.certified_maximum_compiled(
-                kernel, part[0], mass, C, floor, blocks=first
+                kernel, part[0], mass, C, floor, blocks=first, Kdiag=part[1]
             )
             if F is not None:
                 norms[i] = F
@@ -416,9 +424,10 @@ def _element_bound(
                 blocks.append(_element.node_block_norms(part[0], gdim))
             else:
                 blocks.append(_element.block_norms(part[0], part[1], C, R))
-        node_mass = lumped_mass(V, density).array.reshape(-1, gdim).min(axis=1)
+        own = np.concatenate(masses)
+        node_mass = _element.node_masses(own, dofs, V.dofmap.index_map)  # = lumped_mass's
         D = _element.balance_masses(
-            np.concatenate(masses),
+            own,
             np.concatenate(blocks),
             node_mass,
             dofs,
