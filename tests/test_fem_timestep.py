@@ -390,11 +390,11 @@ def test_compiled_gradients_match_numpy_geometry(fx, cell, gdim):
     np.testing.assert_allclose(np.abs(det) * ref.weights, wdet, rtol=1e-12)
     K = fx.E.node_form(Gs, C)
     np.testing.assert_allclose(Kdiag, np.einsum("cii->ci", K), rtol=1e-11)
-    Gs_b, mass_b, _ = fx.E.node_form_batch(kernel, X, rho, ref, mref, C4)
+    Gs_b, mass_b, _ = fx.E.node_form_batch(kernel, X, rho, ref, mref, C4, False)
     np.testing.assert_allclose(mass_b, mass, rtol=1e-12)
     X[0, 0] = X[0, -1]  # fold a cell: the same error as the numpy geometry
     with pytest.raises(ValueError, match="inverted|degenerate"):
-        fx.E.node_form_batch(kernel, X, rho, ref, mref, C4)
+        fx.E.node_form_batch(kernel, X, rho, ref, mref, C4, False)
 
 
 @pytest.mark.parametrize("balance", [0, 3])

@@ -118,7 +118,7 @@ static inline __attribute__((always_inline)) void gradients(
         inv[3] = a10 / dt; inv[4] = a11 / dt; inv[5] = a12 / dt;
         inv[6] = a20 / dt; inv[7] = a21 / dt; inv[8] = a22 / dt;
       }
-      vd root;
+      vd root = zero;
       for (int lane = 0; lane < LANES; ++lane)
       {
         const double wd = w[q] * fabs(dt[lane]);
@@ -304,7 +304,7 @@ int snmech_node_form(int64_t nc, int nq, int nn, int d, const double* Gs, const 
 
 def _flags() -> list[str]:
     if platform.machine() in ("x86_64", "AMD64"):
-        return ["-O3", "-march=native"]
+        return ["-O3", "-march=native", "-mprefer-vector-width=512"]
     return ["-O3"]
 
 

@@ -180,7 +180,13 @@ def check_jacobians(det: Array) -> None:
 
 
 def node_form_batch(
-    kernel: Any, X: Array, rho: Array, ref: ReferenceData, mref: ReferenceData, C4: Array
+    kernel: Any,
+    X: Array,
+    rho: Array,
+    ref: ReferenceData,
+    mref: ReferenceData,
+    C4: Array,
+    simplex: bool,
 ) -> tuple[Array, Array, Array]:
     """Compiled :func:`element_batch` for the node form: ``Gs``, lumped mass, ``diag K_e``.
 
@@ -191,6 +197,7 @@ def node_form_batch(
         ref: stiffness rule tabulations.
         mref: :func:`mass_reference` tabulations.
         C4: :func:`fourth_order` of ``C_bar``.
+        simplex: affine simplices (the mass rule reuses the one Jacobian).
 
     Returns:
         ``sqrt(w |det J|) G`` ``(c, nq, nn, d)``, element mass per node ``(c, nn)`` (kg)
@@ -200,8 +207,12 @@ def node_form_batch(
 
     Gs, wdet, det, Kdiag = _ckernel.gradients(kernel, X, ref.dpsi, ref.dphi, ref.weights, C4)
     check_jacobians(det)
-    same = np.array_equal(ref.points, mref.points)
-    wdet_m = wdet if same else geometry(X, mref, False)[1]
+    if simplex:
+        wdet_m = wdet[:, :1] / ref.weights[0] * mref.weights
+    elif np.array_equal(ref.points, mref.points):
+        wdet_m = wdet
+    else:
+        wdet_m = geometry(X, mref, False)[1]
     return Gs, lumped_element_mass(wdet_m, rho, mref), Kdiag
 
 
@@ -418,7 +429,7 @@ def balance_masses(
     flat = dofs.ravel()
     for _ in range(rounds):
         inv = 1.0 / D
-        g = np.sqrt(np.einsum("cab,ca,cb->c", F, inv, inv))
+        g = np.sqrt(((F @ inv[:, :, None])[:, :, 0] * inv).sum(axis=1))
         w = D * g[:, None]
         shares.array[:] = np.bincount(flat, w.ravel(), minlength=shares.array.size)
         shares.scatter_reverse(la.InsertMode.add)

@@ -336,8 +336,9 @@ def _element_bound(
         np.arange(start, min(start + chunk_size, n_owned), dtype=np.int32)
         for start in range(0, n_owned, chunk_size)
     ]
-    # Note [Compiled element bound]: the node form keeps gradients, not matrices
-    kernel = _ckernel.node_form_kernel() if node_form else None
+    # Note [Compiled element bound]: with the kernel every cell type takes the node form
+    # (it never stores the matrices, so their size no longer matters) and keeps gradients
+    kernel = _ckernel.node_form_kernel()
     if kernel is not None:
         per_cell = nq * nn * gdim + nn * gdim
     elif node_form:
@@ -359,7 +360,9 @@ def _element_bound(
         X = _element.cell_coordinates(domain, cells)
         out: tuple[Array, ...]
         if kernel is not None:
-            Gs, mass, Kdiag = _element.node_form_batch(kernel, X, rho[cells], ref, mref, C4)
+            Gs, mass, Kdiag = _element.node_form_batch(
+                kernel, X, rho[cells], ref, mref, C4, simplex
+            )
             out = (Gs, Kdiag, mass)
         else:
             G, wdet, mass = _element.element_batch(X, rho[cells], ref, mref, simplex)
