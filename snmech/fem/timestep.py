@@ -317,9 +317,10 @@ def _element_bound(
     rounds (``"auto"``: 3 rounds, but only when the element operators are not
     uniform: on a uniform mesh re-splitting cannot lower the maximum) the mass is
     re-split (Note [Mass splitting]) and pass 2 bounds ``g_e`` again; both bounds
-    are certified, the smaller is returned. Element stiffness matrices (node
-    form) or gradients (point form) are kept between the passes when they fit in
-    ``_CACHE_BYTES``.
+    are certified, the smaller is returned. With the compiled kernel (Note
+    [Compiled element bound], every cell type) the scaled gradients are kept
+    between the passes; without it the element stiffness matrices (node form) or
+    gradients (point form), when they fit in ``_CACHE_BYTES``.
     """
     domain = V.mesh
     n_owned = domain.topology.index_map(domain.topology.dim).size_local
