@@ -20,6 +20,7 @@ from snmech.material import (
     SaturatingElastic,
     TrainingConfig,
     generate_data,
+    load_data,
     load_law,
     save_law,
     train_law,
@@ -193,5 +194,18 @@ def test_cli_pipeline(tmp_path):
     assert (tmp_path / "fit.png").stat().st_size > 0 and (tmp_path / "paths.png").exists()
     r = runner.invoke(cli, ["certify", str(law)])
     assert r.exit_code == 0 and "matches the file" in r.output
+    assert load_law(law).architecture()["radial"] == 3  # the default width: 8 ridge, 3 radial
+    small = tmp_path / "small.safetensors"
+    args = ["--epochs", "2", "--device", "cpu", "--hidden", "4", "--radial", "1"]
+    r = runner.invoke(cli, ["train", str(data), "--out", str(small), *args])
+    assert r.exit_code == 0, r.output
+    assert {k: load_law(small).architecture()[k] for k in ("hidden", "radial")} == {
+        "hidden": 4,
+        "radial": 1,
+    }
+    r = runner.invoke(cli, ["train", str(data), "--out", str(small), "--kind", "direct", *args])
+    assert r.exit_code != 0 and "--radial is for potential laws" in r.output
+    with pytest.raises(ValueError, match="radial units are for potential laws"):
+        train_law(load_data(data), kind="direct", radial=2, progress=False)
     r = runner.invoke(cli, ["data", "generate", "--law", "rubber", "--out", str(data)])
     assert r.exit_code != 0 and "unknown reference law" in r.output
