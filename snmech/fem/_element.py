@@ -27,6 +27,8 @@ import numpy.typing as npt
 import torch
 from dolfinx import common, fem, la, mesh
 
+from snmech.fem import _ckernel
+
 Array = npt.NDArray[np.float64]
 
 SIMPLICES = (mesh.CellType.triangle, mesh.CellType.tetrahedron)
@@ -203,8 +205,6 @@ def node_form_batch(
         ``sqrt(w |det J|) G`` ``(c, nq, nn, d)``, element mass per node ``(c, nn)`` (kg)
         and the diagonals of the element stiffness ``(c, nn d)`` (N/m).
     """
-    from snmech.fem import _ckernel
-
     Gs, wdet, det, Kdiag = _ckernel.gradients(kernel, X, ref.dpsi, ref.dphi, ref.weights, C4)
     check_jacobians(det)
     if simplex:
@@ -508,8 +508,6 @@ def certified_maximum_compiled(
     Returns:
         The certified maximum, the traces of the ``S_e`` and the block norms (or None).
     """
-    from snmech.fem import _ckernel
-
     d = Gs.shape[-1]
     C4 = fourth_order(C, d)
     if Kdiag is None:
