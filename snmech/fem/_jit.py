@@ -1,17 +1,18 @@
 """Compiler options for the solver's forms: vectorized kernels where the platform allows.
 
 FFCx generates one scalar loop over quadrature points per cell; with its
-default flags (``-O2``) nothing is vectorized, and a law with ``tanh`` calls
-scalar libm once per unit and point. Measured here (112k-dof Q1 hexahedra,
-one core): the linear-elastic internal force drops from 31.5 to 9.4 ms per
-step, and a compiled PotentialLaw from 107 to 34 ms, with
+default flags (``-O2``) nothing is vectorized, and a law's ``exp`` or ``tanh``
+calls scalar libm once per unit and point. Measured here (112k-dof Q1
+hexahedra, one core, AVX-512: the 8 Gauss points of a cell are one vector): the
+linear-elastic internal force drops from 31 to 8 ms per step, and the default
+compiled PotentialLaw (Note in ``snmech.fem._ufl_laws``) takes 16 ms, with
 
 * ``-O3 -march=native``: vector instructions of this CPU;
 * ``-fassociative-math -fno-signed-zeros -fno-trapping-math``: lets the
   compiler vectorize the sums over quadrature points (results change at
   rounding level only);
 * ``-fno-math-errno`` and glibc's vector math library (``libmvec``), whose
-  SIMD ``tanh``/``exp`` declarations glibc's ``math.h`` only makes visible under
+  SIMD ``exp``/``tanh`` declarations glibc's ``math.h`` only makes visible under
   ``__FAST_MATH__`` (defined here for that purpose alone).
 
 Not used: ``-ffinite-math-only`` (part of ``-ffast-math``), so NaN and inf
