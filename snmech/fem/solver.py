@@ -115,9 +115,10 @@ class ExplicitSolver:
             computes strain, stress and force, in float64. Default: for
             ``LinearElastic``, and for a ``PotentialLaw`` evaluated on the CPU
             when vectorized kernels are available (``jit_options``; 4x faster
-            than the batched torch call here, 1.9x the linear-elastic step). ``False`` forces the quadrature
-            round trip (strain array, one batched material call, stress array),
-            the only path for other laws and for a law on a GPU.
+            than the batched torch call here, 1.9x the linear-elastic step).
+            ``False`` forces the quadrature round trip (strain array, one
+            batched material call, stress array), the only path for other laws
+            and for a law on a GPU.
         jit_options: FFCx/CFFI options for the internal-force form. Default:
             vectorized kernels on x86-64 Linux with glibc's libmvec
             (``snmech.fem._jit``: ``-O3 -march=native``, reassociated sums,
