@@ -3,7 +3,9 @@
 Issue 14 asks for T = 1000 "on a GPU when one is lent". Same model, optimizer,
 clip, batch and test set as ``bench_rnn.py`` (test MSE on 1000 held-out
 sequences every ``--log-every`` steps; solved = MSE < 0.01), on ``--device``,
-stopped when solved or after ``--time-limit`` seconds. Writes one JSON file.
+stopped when solved or after ``--time-limit`` seconds. Writes one JSON file and,
+with ``--png``, the test-MSE curve. ``--plot-from A.json [B.json ...] --png P``
+redraws saved runs without training.
 
 Run: python benchmarks/bench_rnn_long.py --T 1000 --device cuda --out rnn_long.json
 """
@@ -14,12 +16,34 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from bench_rnn import SOLVED, Regressor
 from torch import nn
 
 from snmech.rnn import adding_problem, hidden_jacobian_norm
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Test MSE vs training step of each run, the constant predictor and the threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for r in results:
+        steps, mse = zip(*r["curve"], strict=True) if r["curve"] else ((), ())
+        solved = f", solved at step {r['solved_at_step']}" if r["solved_at_step"] else ""
+        ax.plot(steps, mse, marker=".", label=f"{r['model']}, T = {r['T']} ({r['device']}{solved})")
+    ax.axhline(1 / 6, color="gray", ls=":", label="constant predictor (1/6)")
+    ax.axhline(SOLVED, color="k", ls="--", lw=0.8, label=f"solved (MSE < {SOLVED})")
+    ax.set(xlabel="training step", ylabel="test MSE", yscale="log", title="adding problem")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -32,7 +56,14 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="rnn_long.json")
+    parser.add_argument("--png", default=None, help="also draw the test-MSE curve here")
+    parser.add_argument("--plot-from", nargs="+", default=None, help="saved JSON runs to draw")
     args = parser.parse_args()
+    if args.plot_from:
+        if not args.png:
+            parser.error("--plot-from needs --png")
+        plot([json.loads(Path(p).read_text()) for p in args.plot_from], Path(args.png))
+        return
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     model = Regressor(args.model).to(device)
@@ -74,6 +105,8 @@ def main() -> None:
         "protocol": "bench_rnn.py adding protocol; stopped when solved or at the time limit",
     }
     Path(args.out).write_text(json.dumps(result, indent=1))
+    if args.png:
+        plot([result], Path(args.png))
     print(json.dumps({k: v for k, v in result.items() if k != "curve"}))
 
 
