@@ -65,6 +65,7 @@ def main() -> None:
         plot([json.loads(Path(p).read_text()) for p in args.plot_from], Path(args.png))
         return
     device = torch.device(args.device)
+    torch.set_flush_denormal(True)  # as bench_rnn.py: float32 denormals slow CPU RNNs 10x
     torch.manual_seed(args.seed)
     model = Regressor(args.model).to(device)
     opt = torch.optim.Adam(model.param_groups(1e-3))  # type: ignore[arg-type]
@@ -91,6 +92,11 @@ def main() -> None:
                 break
         if time.perf_counter() - t0 > args.time_limit:
             break
+    # eval mode and one no-grad pass first: torch's spectral_norm keeps a non-leaf
+    # weight after training that deepcopy (inside hidden_jacobian_norm) refuses
+    model.eval()
+    with torch.no_grad():
+        model(x_test[:1])
     jac = hidden_jacobian_norm(model.rnn.cpu(), test[0][:1])  # type: ignore[arg-type]
     result = {
         "model": args.model,
@@ -103,6 +109,7 @@ def main() -> None:
         "curve": curve,
         "jacobian_norm_trained": jac,
         "protocol": "bench_rnn.py adding protocol; stopped when solved or at the time limit",
+        "flush_denormal": True,
     }
     Path(args.out).write_text(json.dumps(result, indent=1))
     if args.png:

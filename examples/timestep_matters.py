@@ -111,7 +111,7 @@ def relative_rmse(law: object, data: StressStrainData) -> float:
 
 # ## Two networks of similar accuracy
 #
-# The `PotentialLaw` (32 ridge units, 4 radial units) comes out of `train_law`: Adam
+# The `PotentialLaw` (32 ridge units, 3 radial units) comes out of `train_law`: Adam
 # with a cosine schedule, 256 samples a batch, the best of the epochs on a 20 %
 # validation split. Its certificate is the Loewner bound $\bar C$.
 #

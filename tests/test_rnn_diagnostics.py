@@ -94,6 +94,22 @@ def test_diagnostics_reject_unsupported_models():
         hidden_jacobian_norm(nn.RNN(2, 4, num_layers=2), torch.zeros(3, 2))
 
 
+def test_torch_spectral_norm_after_training_gets_a_clear_error_then_works():
+    """torch's hook-based spectral_norm keeps a non-leaf weight after a training pass."""
+    torch.manual_seed(0)
+    rnn = nn.utils.spectral_norm(nn.RNN(2, 4, batch_first=True), name="weight_hh_l0")
+    x = torch.randn(1, 5, 2)
+    rnn(x)[1].sum().backward()
+    with pytest.raises(ValueError, match="model.eval"):
+        hidden_jacobian_norm(rnn, x)
+    rnn.eval()
+    with torch.no_grad():
+        rnn(x)
+    # tanh' <= 1: the Jacobian of h_T w.r.t. h_0 has norm <= ||W_hh||^T
+    bound = float(torch.linalg.matrix_norm(rnn.weight_hh_l0.double(), 2)) ** x.shape[1]
+    assert 0.0 < hidden_jacobian_norm(rnn, x) <= bound * (1 + 1e-9)
+
+
 def test_adding_problem_statistics():
     x, y = adding_problem(20000, 50, generator=torch.Generator().manual_seed(0))
     assert x.shape == (20000, 50, 2) and y.shape == (20000, 1)

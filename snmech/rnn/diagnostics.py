@@ -88,7 +88,7 @@ def hidden_jacobian_norm(
     _check_model(model)
     hidden = model.hidden_size
     x = _as_batch(x, model.input_size)
-    work = copy.deepcopy(model).to(dtype)
+    work = _copy(model).to(dtype)
     x = x.to(dtype).expand(hidden, -1, -1)
     start = torch.zeros(hidden, dtype=dtype, device=x.device) if h0 is None else h0.to(dtype)
     if tuple(start.shape) != (hidden,):
@@ -98,6 +98,19 @@ def hidden_jacobian_norm(
         h_t = _run(work, x, h0_rep)
         (jac,) = torch.autograd.grad(h_t.diagonal().sum(), h0_rep)
     return float(torch.linalg.matrix_norm(jac, ord=2))
+
+
+def _copy(model: nn.Module) -> nn.Module:
+    """A deep copy, or a clear error where torch refuses one."""
+    try:
+        return copy.deepcopy(model)
+    except RuntimeError as exc:
+        # torch.nn.utils.spectral_norm leaves a non-leaf ``weight`` after a training pass
+        raise ValueError(
+            f"cannot copy the {type(model).__name__} ({exc.args[0].split('.')[0]}); with "
+            "torch.nn.utils.spectral_norm, call model.eval() and run one forward pass "
+            "under torch.no_grad() first"
+        ) from exc
 
 
 def _step_states(model: nn.Module, x: torch.Tensor, h0: torch.Tensor) -> list[torch.Tensor]:
