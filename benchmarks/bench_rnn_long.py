@@ -92,12 +92,14 @@ def main() -> None:
                 break
         if time.perf_counter() - t0 > args.time_limit:
             break
-    # eval mode and one no-grad pass first: torch's spectral_norm keeps a non-leaf
-    # weight after training that deepcopy (inside hidden_jacobian_norm) refuses
+    # an nn.RNN with a parametrized weight (torch spectral_norm, geotorch) keeps the
+    # weight it last computed in _flat_weights; computed with autograd on it is a
+    # non-leaf that deepcopy (inside hidden_jacobian_norm) refuses: refresh it without
     model.eval()
     with torch.no_grad():
-        model(x_test[:1])
-    jac = hidden_jacobian_norm(model.rnn.cpu(), test[0][:1])  # type: ignore[arg-type]
+        rnn = model.rnn.cpu()
+        model(x_test[:1].cpu())
+    jac = hidden_jacobian_norm(rnn, test[0][:1])  # type: ignore[arg-type]
     result = {
         "model": args.model,
         "T": args.T,

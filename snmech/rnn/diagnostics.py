@@ -105,11 +105,12 @@ def _copy(model: nn.Module) -> nn.Module:
     try:
         return copy.deepcopy(model)
     except RuntimeError as exc:
-        # torch.nn.utils.spectral_norm leaves a non-leaf ``weight`` after a training pass
+        # a parametrized nn.RNN keeps the weight it last computed (training pass, .to())
         raise ValueError(
-            f"cannot copy the {type(model).__name__} ({exc.args[0].split('.')[0]}); with "
-            "torch.nn.utils.spectral_norm, call model.eval() and run one forward pass "
-            "under torch.no_grad() first"
+            f"cannot copy the {type(model).__name__} ({exc.args[0].split('.')[0]}); a "
+            "parametrized or spectral_norm weight computed with autograd on: call "
+            "model.eval() and run one forward pass (and any .to()/.cpu()) under "
+            "torch.no_grad() first"
         ) from exc
 
 
