@@ -1,17 +1,19 @@
 """A compiled kernel for the element bound of the certified time step (node form).
 
-Note [Compiled element bound]: on quadrilaterals and hexahedra the element
-operator ``S_e = D^-1/2 K_e D^-1/2`` is formed from the gradients in node form
-(``K_e = sum_q Gs_q^T C Gs_q``, 24 x 24 for a Q1 hexahedron) and certified by a
-Cholesky factorization of ``U I - S_e`` (Note [Certified maximum]). In numpy
-each step is a pass over a ``(cells, 24, 24)`` array through memory; here one C
-function does all of it for eight cells at a time in registers and cache (the
-cell index is the innermost, vectorized loop), computing the traces, largest
-diagonal entries and Frobenius norms the candidate search needs, the block norms
-the mass balancing needs, and, given ``U``, the Cholesky test. Numbers are
-those of the numpy path up to summation order: the Cholesky rounding argument
-of Note [Certified maximum] does not depend on the order, and the kernel is
-compiled without any reassociating flag.
+Note [Compiled element bound]: the element operator ``S_e = D^-1/2 K_e D^-1/2``
+is formed from the gradients in node form (``K_e = sum_q Gs_q^T C Gs_q``, 24 x 24
+for a Q1 hexahedron, 12 x 12 for a P1 tetrahedron) and certified by a Cholesky
+factorization of ``U I - S_e`` (Note [Certified maximum]). In numpy each step is
+a pass over a ``(cells, m, m)`` array through memory; here two C functions do
+the work for eight cells at a time in registers and cache (the cell index is
+the innermost, vectorized dimension): ``snmech_gradients`` computes the
+Jacobians, the scaled gradients and the diagonals of the ``K_e`` (which pick the
+candidate cells), and ``snmech_node_form`` forms every ``S_e`` (symmetric node
+blocks), proves ``lambda_max(S_e) < U`` by the Frobenius norm or the Cholesky
+test, and returns the block norms the mass balancing needs; no ``(cells, m, m)``
+array is stored. Numbers are those of the numpy path up to summation order:
+the Cholesky rounding argument of Note [Certified maximum] does not depend on
+the order, and the kernel is compiled without any reassociating flag.
 
 Built once per CPU and source with cffi (the compiler dolfinx's JIT already
 needs) into ``$XDG_CACHE_HOME/snmech`` (default ``~/.cache/snmech``); where no
