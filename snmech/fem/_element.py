@@ -2,7 +2,8 @@
 
 Everything here works on a batch of cells at once (arrays ``cells x points x ...``):
 basix tabulates the reference basis at the quadrature points, the Jacobians come
-from the mesh geometry, and numpy does the rest. Nothing loops over cells.
+from the mesh geometry, and numpy, or the compiled kernel of ``_ckernel`` where
+available, does the rest. Nothing loops over cells in Python.
 
 Note [Reduced element operator]
     With ``C_bar = R^T R`` and ``B_q`` the Mandel strain-displacement matrix at

@@ -15,7 +15,8 @@ the element eigenvalue inequality (``x^T K x = sum_e x_e^T K_e x_e <= sum_e g_e
 x_e^T D_e x_e <= max_e g_e x^T M x``). ``method="element"`` starts from the cells'
 own lumped masses, moves mass towards the stiffest cells (Note [Mass splitting]
 in ``_element``), computes every ``g_e`` in one batch and certifies the maximum
-(Note [Certified maximum]): ``dt = safety * 2 / sqrt(max_e g_e)``. ``"inertia"``
+(Note [Certified maximum]; a compiled kernel where a C compiler is present, Note
+[Compiled element bound] in ``_ckernel``): ``dt = safety * 2 / sqrt(max_e g_e)``. ``"inertia"``
 certifies the middle term itself: a Krylov-Schur estimate ``lambda``, then an
 LDL^T factorization of ``lambda (1 + 1e-6) M - K_bar`` without negative pivots
 (Note [Inertia certificate]); exact to 1e-6 but a sparse direct factorization.
