@@ -468,12 +468,18 @@ def certified_maximum(S: Array, floor: float = 0.0, candidates: int = 32) -> Chu
     so ``lambda_max(S_e) < U (1 + 1e-12)`` for ``n <= 48``; the caller's relative
     inflation (``timestep.ROUNDING_RTOL = 1e-10``) covers it and the geometry.
     """
+    fro = np.sqrt(np.einsum("cij,cij->c", S, S))
+
+    def failed_at(U: float) -> npt.NDArray[np.intp]:
+        # lambda_max <= ||S||_F clears most cells of a graded or distorted mesh for free
+        open_ = np.flatnonzero(fro * (1.0 + 1e-12) >= U)
+        return open_[~positive_definite(U * np.eye(S.shape[1]) - S[open_])] if open_.size else open_
+
     return _certify(
         np.einsum("cii->c", S),
         np.einsum("cii->ci", S).max(axis=1),
-        np.einsum("cij,cij->c", S, S),
         lambda idx: np.asarray(np.linalg.eigvalsh(S[idx])[:, -1]),
-        lambda idx, U: positive_definite(U * np.eye(S.shape[1]) - S[idx]),
+        failed_at,
         floor,
         candidates,
     )
@@ -484,10 +490,10 @@ def certified_maximum_compiled(
     Gs: Array,
     mass: Array,
     C: Array,
+    Kdiag: Array,
     floor: float = 0.0,
     candidates: int = 32,
     blocks: bool = False,
-    Kdiag: Array | None = None,
 ) -> tuple[ChunkMaximum, Array, Array | None]:
     """:func:`certified_maximum` of the node-form ``S_e``, formed only inside the kernel.
 
@@ -501,57 +507,46 @@ def certified_maximum_compiled(
         Gs: ``sqrt(w |det J|) G`` ``(c, nq, nn, d)``.
         mass: element mass per node ``(c, nn)`` (kg), any positive split.
         C: Mandel ``C_bar`` ``(k, k)`` (Pa).
+        Kdiag: the diagonals of the ``K_e`` ``(c, nn d)`` (:func:`node_form_batch`).
         floor: a value the bound need not go below (1/s^2).
         candidates: cells per statistic given exact eigenvalues up front.
         blocks: also return the block norms of ``K_e`` (:func:`node_block_norms`).
-        Kdiag: the diagonals of the ``K_e`` (:func:`node_form_batch`), if at hand.
 
     Returns:
         The certified maximum, the traces of the ``S_e`` and the block norms (or None).
     """
     d = Gs.shape[-1]
     C4 = fourth_order(C, d)
-    if Kdiag is None:
-        Kdiag = np.einsum("cqal,cqan,lnii->cai", Gs, Gs, C4.reshape(d, d, d, d)).reshape(
-            len(Gs), -1
-        )
     diag = Kdiag / np.repeat(mass, d, axis=1)
-    tr = diag.sum(axis=1)
-    cand = np.unique(np.concatenate([_top_distinct(v, candidates) for v in (tr, diag.max(axis=1))]))
+    blocks_out: list[Array | None] = [None]
 
     def exact(idx: npt.NDArray[np.intp]) -> Array:
         S = mass_scaled(node_form(Gs[idx], C), mass[idx])
         return np.asarray(np.linalg.eigvalsh(S)[:, -1])
 
-    lam = exact(cand)
-    best = int(np.argmax(lam))
-    index, value = int(cand[best]), float(lam[best])
-    upper = max(value, floor) * (1.0 + VERIFY_GAP)
-    *_, F, ok = _ckernel.node_form_stats(kernel, Gs, mass, C4, upper, blocks=blocks)
-    assert ok is not None
-    failed = np.flatnonzero(~ok)
-    if failed.size:
-        lam_f = exact(failed)
-        j = int(np.argmax(lam_f))
-        if lam_f[j] > value:
-            index, value = int(failed[j]), float(lam_f[j])
-        upper = max(upper, value * (1.0 + VERIFY_GAP))
-    return ChunkMaximum(upper=float(upper), index=index, value=value), tr, F
+    def failed_at(U: float) -> npt.NDArray[np.intp]:
+        *_, F, ok = _ckernel.node_form_stats(kernel, Gs, mass, C4, U, blocks=blocks)
+        assert ok is not None
+        blocks_out[0] = F
+        return np.flatnonzero(~ok)
+
+    tr = diag.sum(axis=1)
+    chunk = _certify(tr, diag.max(axis=1), exact, failed_at, floor, candidates)
+    return chunk, tr, blocks_out[0]
 
 
 def _certify(
     tr: Array,
     dmax: Array,
-    fro2: Array,
     exact: Callable[[npt.NDArray[np.intp]], Array],
-    below: Callable[[npt.NDArray[np.intp], float], npt.NDArray[np.bool_]],
+    failed_at: Callable[[float], npt.NDArray[np.intp]],
     floor: float,
     candidates: int,
 ) -> ChunkMaximum:
     """Note [Certified maximum] from per-cell statistics and two callbacks.
 
-    ``exact(idx)`` gives the largest eigenvalues of cells ``idx``; ``below(idx, U)``
-    whether ``U I - S_e`` passes Cholesky for each of them.
+    ``exact(idx)`` gives the largest eigenvalues of cells ``idx``; ``failed_at(U)``
+    the cells for which ``lambda_max(S_e) < U`` could not be proven.
     """
     picks = [_top_distinct(v, candidates) for v in (tr, dmax)]
     cand = np.unique(np.concatenate(picks))
@@ -559,9 +554,7 @@ def _certify(
     best = int(np.argmax(lam))
     index, value = int(cand[best]), float(lam[best])
     upper = max(value, floor) * (1.0 + VERIFY_GAP)
-    # lambda_max <= ||S||_F clears most cells of a graded or distorted mesh for free
-    open_ = np.flatnonzero(np.sqrt(fro2) * (1.0 + 1e-12) >= upper)
-    failed = open_[~below(open_, upper)] if open_.size else open_
+    failed = failed_at(upper)
     if failed.size:
         lam_f = exact(failed)
         j = int(np.argmax(lam_f))

@@ -382,7 +382,7 @@ def _element_bound(
         """Certified maximum of chunk ``i`` for ``mass`` and its operators' traces."""
         if kernel is not None:
             chunk, tr, F = _element.certified_maximum_compiled(
-                kernel, part[0], mass, C, floor, blocks=first, Kdiag=part[1]
+                kernel, part[0], mass, C, part[1], floor, blocks=first
             )
             if F is not None:
                 norms[i] = F
