@@ -25,6 +25,28 @@ def test_resume_continues_the_same_run(tmp_path: Path) -> None:
     assert resumed.max_norm_product == whole.max_norm_product
 
 
+def test_generator_average_follows_the_raw_trajectory(tmp_path: Path) -> None:
+    """With ema = d the returned generator is d-averaged over the raw generators of each step."""
+    from snmech.gan.train import build_models
+
+    cfg = {"critic": "sn", **TINY}
+    raw = [build_models(GANConfig(steps=1, **cfg))[0]]
+    raw += [train_gan(GANConfig(steps=k, **cfg)).generator for k in (1, 2, 3)]
+    d = 0.75
+    expected = [p.detach().clone() for p in raw[0].parameters()]
+    for g in raw[1:]:
+        expected = [d * e + (1 - d) * p for e, p in zip(expected, g.parameters(), strict=True)]
+    averaged = train_gan(GANConfig(steps=3, ema=d, **cfg)).generator
+    for a, e in zip(averaged.parameters(), expected, strict=True):
+        torch.testing.assert_close(a, e, rtol=1e-6, atol=1e-7)
+    train_gan(GANConfig(steps=2, ema=d, **cfg), tmp_path)  # resume carries the average on
+    resumed = train_gan(GANConfig(steps=3, ema=d, **cfg), tmp_path, resume=True).generator
+    for a, b in zip(averaged.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="ema"):
+        GANConfig(ema=1.0)
+
+
 def test_resume_refuses_other_settings(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         train_gan(GANConfig(steps=2, **TINY), tmp_path, resume=True)

@@ -12,6 +12,7 @@ Note [Recorded norms]
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -85,6 +86,11 @@ class GANConfig:
         n_eval: samples scored at the end.
         checkpoint_every: generator steps between checkpoints (0: only at the end).
         record_every: critic steps between exact-norm measurements (1: every step).
+        lr_decay: fraction of the generator steps, at the end, over which both
+            learning rates fall linearly to 0 (0: constant ``lr``).
+        ema: decay of an exponential moving average of the generator's weights,
+            updated after every generator step (0: off). When on, samples,
+            metrics and :attr:`GANRun.generator` come from the average.
     """
 
     dataset: str = "ring8"
@@ -106,6 +112,8 @@ class GANConfig:
     n_eval: int = 2500
     checkpoint_every: int = 500
     record_every: int = 1
+    lr_decay: float = 0.0
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         check_dataset(self.dataset)
@@ -121,6 +129,10 @@ class GANConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be positive and finite, got {self.lr}")
+        if not 0.0 <= self.lr_decay <= 1.0:
+            raise ValueError(f"lr_decay must be in [0, 1], got {self.lr_decay}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
 
 
 @dataclass
@@ -129,7 +141,8 @@ class GANRun:
 
     Attributes:
         config: the settings.
-        generator: the trained generator (eval mode).
+        generator: the trained generator (eval mode); its moving average when
+            ``config.ema > 0``.
         critic: the trained critic.
         metrics: VEEGAN metrics (mixtures) or digits metrics.
         max_layer_norms: per critic layer, the largest exact norm over all recorded steps.
@@ -236,6 +249,18 @@ def _clip_(model: nn.Module, c: float) -> None:
         p.clamp_(-c, c)
 
 
+def _lr_factor(step: int, steps: int, decay: float) -> float:
+    """1 until the last ``decay * steps`` steps, then linearly down to 1/n at the last step."""
+    n = max(1, round(decay * steps))
+    return min(1.0, (steps - step) / n)
+
+
+@torch.no_grad()
+def _update_average_(average: nn.Module, model: nn.Module, decay: float) -> None:
+    for a, p in zip(average.parameters(), model.parameters(), strict=True):
+        a.lerp_(p, 1.0 - decay)
+
+
 def _save(path: Path, state: dict[str, object]) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -268,6 +293,7 @@ def train_gan(
     outdir = Path(out) if out is not None else None
     ckpt_path = outdir / "checkpoint.pt" if outdir is not None else None
     gen, critic, shape = build_models(config)
+    average = copy.deepcopy(gen).requires_grad_(False) if config.ema > 0 else None
     d_fn, g_fn = loss_pair(config.loss or DEFAULT_LOSS[config.critic])
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=config.betas)
     opt_d = torch.optim.Adam(critic.parameters(), lr=config.lr, betas=config.betas)
@@ -286,12 +312,15 @@ def train_gan(
             raise FileNotFoundError(f"no checkpoint to resume from in {outdir}")
         st = torch.load(ckpt_path, weights_only=False)
         mine = {k: v for k, v in dataclasses.asdict(config).items() if k != "steps"}
-        theirs = {k: v for k, v in st["config"].items() if k != "steps"}
+        defaults = {f.name: f.default for f in dataclasses.fields(GANConfig)}
+        theirs = {k: st["config"].get(k, defaults[k]) for k in mine}  # older files lack new keys
         if mine != theirs:
             diff = sorted(k for k in mine if mine[k] != theirs.get(k))
             raise ValueError(f"checkpoint {ckpt_path} was written with other settings: {diff}")
         gen.load_state_dict(st["generator"])
         critic.load_state_dict(st["critic"])
+        if average is not None:
+            average.load_state_dict(st["generator_ema"])
         opt_g.load_state_dict(st["opt_g"])
         opt_d.load_state_dict(st["opt_d"])
         data_rng.set_state(st["data_rng"])
@@ -310,6 +339,7 @@ def train_gan(
             "config": dataclasses.asdict(config),
             "generator": gen.state_dict(),
             "critic": critic.state_dict(),
+            "generator_ema": average.state_dict() if average is not None else None,
             "opt_g": opt_g.state_dict(),
             "opt_d": opt_d.state_dict(),
             "data_rng": data_rng.get_state(),
@@ -337,6 +367,10 @@ def train_gan(
         _clip_(critic, config.clip)
     trace: list[float] = []
     for step in steps:
+        if config.lr_decay > 0:
+            for opt in (opt_g, opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = config.lr * _lr_factor(step, config.steps, config.lr_decay)
         step_max = 0.0
         for _ in range(config.n_critic):
             real = data.batch(bs)
@@ -369,6 +403,8 @@ def train_gan(
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
+        if average is not None:
+            _update_average_(average, gen, config.ema)
         if step % 10 == 0:
             history.append((step, float(d_loss.detach()), float(g_loss.detach())))
         if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
@@ -376,6 +412,8 @@ def train_gan(
     seconds = time.perf_counter() - t0
     checkpoint(config.steps)
 
+    if average is not None:
+        gen = average
     gen.eval()
     eval_rng = torch.Generator().manual_seed(config.seed + 3)
     with torch.no_grad():
