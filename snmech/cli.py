@@ -541,6 +541,27 @@ def gan() -> None:
 )
 @click.option("--steps", type=int, default=2000, show_default=True, help="generator steps")
 @click.option("--n-critic", type=int, default=5, show_default=True)
+@click.option(
+    "--ema",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="decay of the generator's weight average, e.g. 0.999 (0: off)",
+)
+@click.option(
+    "--lr-decay",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="fraction of the steps, at the end, over which the learning rates fall to 0",
+)
+@click.option(
+    "--record-every",
+    type=int,
+    default=1,
+    show_default=True,
+    help="critic steps between exact measurements of the layer norms",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default="results/gan", show_default=True)
 @click.option("--resume", is_flag=True, help="continue from OUT/checkpoint.pt")
@@ -551,6 +572,9 @@ def gan_train(
     loss: str | None,
     steps: int,
     n_critic: int,
+    ema: float,
+    lr_decay: float,
+    record_every: int,
     seed: int,
     out: str,
     resume: bool,
@@ -561,7 +585,15 @@ def gan_train(
 
     try:
         config = GANConfig(
-            dataset=dataset, critic=critic, loss=loss, steps=steps, n_critic=n_critic, seed=seed
+            dataset=dataset,
+            critic=critic,
+            loss=loss,
+            steps=steps,
+            n_critic=n_critic,
+            ema=ema,
+            lr_decay=lr_decay,
+            record_every=record_every,
+            seed=seed,
         )
         run = train_gan(config, out, resume=resume, progress=not no_progress)
     except (ValueError, FileNotFoundError, NonFiniteLossError) as exc:

@@ -105,3 +105,23 @@ def test_cli_trains_and_rejects_unknown_names(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "wgan" in bad.output
     bad = runner.invoke(cli, ["gan", "train", "--dataset", "mnist"])
     assert bad.exit_code == 2 and "mnist" in bad.output
+
+
+def test_cli_passes_the_long_run_settings(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["gan", "train", "--steps", "3", "--n-critic", "1", "--ema", "0.9", "--lr-decay", "0.5"]
+    res = runner.invoke(cli, [*args, "--record-every", "2", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert (config["ema"], config["lr_decay"], config["record_every"]) == (0.9, 0.5, 2)
+    bad = runner.invoke(cli, ["gan", "train", "--ema", "1.5", "--out", str(out / "x")])
+    assert bad.exit_code == 1 and "ema must be in [0, 1)" in bad.output
+
+
+def test_lr_decay_is_flat_then_linear_over_the_last_fraction() -> None:
+    factors = [gan_train._lr_factor(s, 10, 0.3) for s in range(10)]
+    assert factors == pytest.approx([1] * 7 + [1, 2 / 3, 1 / 3])
+    assert gan_train._lr_factor(0, 10, 1.0) == 1.0 and gan_train._lr_factor(9, 10, 1.0) == 0.1
+    with pytest.raises(ValueError, match="lr_decay"):
+        GANConfig(lr_decay=1.5)
