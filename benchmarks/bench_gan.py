@@ -23,6 +23,14 @@ protocol, including those under other keys' ``runs`` (e.g. earlier 3-seed runs).
 It does not redraw the plots: they need samples, which the JSON does not keep
 (the plots show seed 0 from a full run).
 
+The long runs of the quality targets (ring8, ~10 CPU minutes each) add a
+generator weight average and a final learning-rate decay, and record the
+exact norms every 50th critic step (the normalization itself is exact at
+every step, Note [Certified critic])::
+
+    python benchmarks/bench_gan.py --datasets ring8 --variants sn --steps 12000 \
+        --ema 0.999 --lr-decay 0.3 --record-every 50 --seed-list 0,1,2 --merge --key ring8_long
+
 With ``--merge --key NAME`` the runs go under ``NAME`` instead (its own ``runs``,
 ``steps`` and per-variant ``summary``; nothing else in the JSON is touched), and
 digits runs also draw ``docs/img/gan_<NAME>.png`` (64 samples per variant)::
@@ -228,6 +236,13 @@ def main() -> None:
     ap.add_argument(
         "--key", default=None, help="with --merge: store the runs under this top-level key"
     )
+    ap.add_argument("--ema", type=float, default=0.0, help="generator weight average (0: off)")
+    ap.add_argument(
+        "--lr-decay", type=float, default=0.0, help="final fraction with a linear lr decay"
+    )
+    ap.add_argument(
+        "--record-every", type=int, default=1, help="critic steps between exact norm records"
+    )
     args = ap.parse_args()
     datasets = args.datasets.split(",")
     variants = args.variants.split(",")
@@ -235,7 +250,16 @@ def main() -> None:
         [int(s) for s in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
     )
     jobs = [
-        {"dataset": ds, "critic": v, "steps": args.steps, "seed": s, "checkpoint_every": 0}
+        {
+            "dataset": ds,
+            "critic": v,
+            "steps": args.steps,
+            "seed": s,
+            "checkpoint_every": 0,
+            "ema": args.ema,
+            "lr_decay": args.lr_decay,
+            "record_every": args.record_every,
+        }
         for s in seeds
         for ds in datasets
         for v in variants
