@@ -150,6 +150,7 @@ class GANRun:
         target_product: ``target ** n_layers`` for ``sn``, else None.
         certificate: ``lipschitz_bound`` of the final critic (``sn`` only), or None.
         seconds: wall time of this call's training.
+        cpu_seconds: process CPU time of this call's training (all threads).
         history: ``(step, d_loss, g_loss)`` every 10 generator steps.
         product_trace: per generator step, the largest recorded product of exact
             layer norms among its critic steps (this call's steps only).
@@ -164,6 +165,7 @@ class GANRun:
     target_product: float | None
     certificate: float | None
     seconds: float
+    cpu_seconds: float
     history: list[tuple[int, float, float]] = field(default_factory=list)
     product_trace: list[float] = field(default_factory=list)
 
@@ -177,6 +179,7 @@ class GANRun:
             "target_product": self.target_product,
             "certificate": self.certificate,
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
         }
 
 
@@ -359,7 +362,7 @@ def train_gan(
         from tqdm import tqdm
 
         steps = tqdm(steps, desc=f"gan {config.dataset}/{config.critic}", unit="step")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     d_count = start * config.n_critic
     gen.train()
     critic.train()
@@ -409,7 +412,7 @@ def train_gan(
             history.append((step, float(d_loss.detach()), float(g_loss.detach())))
         if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
             checkpoint(step + 1)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     checkpoint(config.steps)
 
     if average is not None:
@@ -425,7 +428,7 @@ def train_gan(
     target_product = config.target**n_layers if config.critic == "sn" else None
     cert = certify_critic(critic, shape).value if config.critic == "sn" else None
     run = GANRun(config, gen, critic, metrics, max_norms, max_product, target_product, cert,
-                 seconds, history, trace)  # fmt: skip
+                 seconds, cpu_seconds, history, trace)  # fmt: skip
     if outdir is not None:
         from snmech.gan.plots import save_samples_png
 
