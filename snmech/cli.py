@@ -542,6 +542,12 @@ def gan() -> None:
 @click.option("--steps", type=int, default=2000, show_default=True, help="generator steps")
 @click.option("--n-critic", type=int, default=5, show_default=True)
 @click.option(
+    "--critic-lr",
+    type=float,
+    default=None,
+    help="the critic's own Adam learning rate (default: the generator's, 1e-4)",
+)
+@click.option(
     "--ema",
     type=float,
     default=0.0,
@@ -572,6 +578,7 @@ def gan_train(
     loss: str | None,
     steps: int,
     n_critic: int,
+    critic_lr: float | None,
     ema: float,
     lr_decay: float,
     record_every: int,
@@ -590,6 +597,7 @@ def gan_train(
             loss=loss,
             steps=steps,
             n_critic=n_critic,
+            critic_lr=critic_lr,
             ema=ema,
             lr_decay=lr_decay,
             record_every=record_every,

@@ -111,10 +111,12 @@ def test_cli_passes_the_long_run_settings(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "run"
     args = ["gan", "train", "--steps", "3", "--n-critic", "1", "--ema", "0.9", "--lr-decay", "0.5"]
-    res = runner.invoke(cli, [*args, "--record-every", "2", "--out", str(out), "--no-progress"])
+    args += ["--critic-lr", "3e-4", "--record-every", "2"]
+    res = runner.invoke(cli, [*args, "--out", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
     config = json.loads((out / "metrics.json").read_text())["config"]
     assert (config["ema"], config["lr_decay"], config["record_every"]) == (0.9, 0.5, 2)
+    assert config["critic_lr"] == 3e-4
     bad = runner.invoke(cli, ["gan", "train", "--ema", "1.5", "--out", str(out / "x")])
     assert bad.exit_code == 1 and "ema must be in [0, 1)" in bad.output
 
@@ -125,3 +127,19 @@ def test_lr_decay_is_flat_then_linear_over_the_last_fraction() -> None:
     assert gan_train._lr_factor(0, 10, 1.0) == 1.0 and gan_train._lr_factor(9, 10, 1.0) == 0.1
     with pytest.raises(ValueError, match="lr_decay"):
         GANConfig(lr_decay=1.5)
+
+
+def test_critic_lr_sets_the_critic_time_scale_alone() -> None:
+    from snmech.gan.train import build_models
+
+    start = build_models(GANConfig(**TINY))
+    frozen = train_gan(GANConfig(steps=3, critic_lr=1e-30, **TINY))
+    moved = train_gan(GANConfig(steps=3, **TINY))
+    for a, b in zip(start[1].parameters(), frozen.critic.parameters(), strict=True):
+        assert torch.equal(a, b)  # Adam steps of 1e-30 do not move float32 weights
+    pairs = zip(start[1].parameters(), moved.critic.parameters(), strict=True)
+    assert not all(torch.equal(a, b) for a, b in pairs)
+    pairs = zip(start[0].parameters(), frozen.generator.parameters(), strict=True)
+    assert not all(torch.equal(a, b) for a, b in pairs)
+    with pytest.raises(ValueError, match="critic_lr"):
+        GANConfig(critic_lr=0.0)

@@ -73,7 +73,8 @@ class GANConfig:
         steps: generator steps.
         n_critic: critic steps per generator step.
         batch_size: samples per batch (real and fake each).
-        lr: Adam learning rate of both players.
+        lr: Adam learning rate of both players (of the generator when ``critic_lr`` is set).
+        critic_lr: the critic's own learning rate (two time-scale updates); None: ``lr``.
         betas: Adam betas.
         latent_dim: Gaussian latent size (None: 2 for mixtures, 16 for digits).
         hidden: MLP width.
@@ -100,6 +101,7 @@ class GANConfig:
     n_critic: int = 5
     batch_size: int = 256
     lr: float = 1e-4
+    critic_lr: float | None = None
     betas: tuple[float, float] = (0.5, 0.9)
     latent_dim: int | None = None
     hidden: int = 128
@@ -129,6 +131,10 @@ class GANConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be positive and finite, got {self.lr}")
+        if self.critic_lr is not None and not (
+            self.critic_lr > 0 and math.isfinite(self.critic_lr)
+        ):
+            raise ValueError(f"critic_lr must be positive and finite, got {self.critic_lr}")
         if not 0.0 <= self.lr_decay <= 1.0:
             raise ValueError(f"lr_decay must be in [0, 1], got {self.lr_decay}")
         if not 0.0 <= self.ema < 1.0:
@@ -299,7 +305,8 @@ def train_gan(
     average = copy.deepcopy(gen).requires_grad_(False) if config.ema > 0 else None
     d_fn, g_fn = loss_pair(config.loss or DEFAULT_LOSS[config.critic])
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=config.betas)
-    opt_d = torch.optim.Adam(critic.parameters(), lr=config.lr, betas=config.betas)
+    critic_lr = config.critic_lr if config.critic_lr is not None else config.lr
+    opt_d = torch.optim.Adam(critic.parameters(), lr=critic_lr, betas=config.betas)
     data_rng = torch.Generator().manual_seed(config.seed + 1)
     noise_rng = torch.Generator().manual_seed(config.seed + 2)
     data = DataStream(config.dataset, data_rng)
@@ -371,9 +378,10 @@ def train_gan(
     trace: list[float] = []
     for step in steps:
         if config.lr_decay > 0:
-            for opt in (opt_g, opt_d):
+            factor = _lr_factor(step, config.steps, config.lr_decay)
+            for opt, lr in ((opt_g, config.lr), (opt_d, critic_lr)):
                 for group in opt.param_groups:
-                    group["lr"] = config.lr * _lr_factor(step, config.steps, config.lr_decay)
+                    group["lr"] = lr * factor
         step_max = 0.0
         for _ in range(config.n_critic):
             real = data.batch(bs)
