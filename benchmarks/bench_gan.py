@@ -30,6 +30,10 @@ normalization itself is exact at every step, Note [Certified critic])::
 
     python benchmarks/bench_gan.py --datasets ring8 --variants sn --steps 24000 --n-critic 1 \
         --ema 0.999 --lr-decay 0.3 --record-every 10 --seed-list 0,1,2 --merge --key ring8_quality
+    # grid25: two time scales (critic lr 4e-4, generator 2e-4) instead of more critic steps
+    python benchmarks/bench_gan.py --datasets grid25 --variants sn --steps 34000 --n-critic 1 \
+        --lr 2e-4 --critic-lr 4e-4 --ema 0.999 --lr-decay 0.3 --record-every 20 \
+        --seed-list 0,1,2 --merge --key grid25_quality_ttur
 
 With ``--merge --key NAME`` the runs go under ``NAME`` instead (its own ``runs``,
 ``steps`` and per-variant ``summary``; nothing else in the JSON is touched), and
@@ -240,6 +244,8 @@ def main() -> None:
         "--key", default=None, help="with --merge: store the runs under this top-level key"
     )
     ap.add_argument("--n-critic", type=int, default=5, help="critic steps per G step")
+    ap.add_argument("--lr", type=float, default=1e-4, help="Adam lr (the generator's)")
+    ap.add_argument("--critic-lr", type=float, default=None, help="the critic's lr (default --lr)")
     ap.add_argument("--ema", type=float, default=0.0, help="generator weight average (0: off)")
     ap.add_argument(
         "--lr-decay", type=float, default=0.0, help="final fraction with a linear lr decay"
@@ -261,6 +267,8 @@ def main() -> None:
             "seed": s,
             "checkpoint_every": 0,
             "n_critic": args.n_critic,
+            "lr": args.lr,
+            "critic_lr": args.critic_lr,
             "ema": args.ema,
             "lr_decay": args.lr_decay,
             "record_every": args.record_every,
