@@ -568,6 +568,13 @@ def gan() -> None:
     show_default=True,
     help="critic steps between exact measurements of the layer norms",
 )
+@click.option(
+    "--threads",
+    type=int,
+    default=1,
+    show_default=True,
+    help="torch CPU threads (the mixture networks are too small to gain from more)",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default="results/gan", show_default=True)
 @click.option("--resume", is_flag=True, help="continue from OUT/checkpoint.pt")
@@ -582,6 +589,7 @@ def gan_train(
     ema: float,
     lr_decay: float,
     record_every: int,
+    threads: int,
     seed: int,
     out: str,
     resume: bool,
@@ -603,7 +611,7 @@ def gan_train(
             record_every=record_every,
             seed=seed,
         )
-        run = train_gan(config, out, resume=resume, progress=not no_progress)
+        run = train_gan(config, out, resume=resume, progress=not no_progress, threads=threads)
     except (ValueError, FileNotFoundError, NonFiniteLossError) as exc:
         raise click.ClickException(str(exc)) from None
     scores = ", ".join(

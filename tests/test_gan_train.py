@@ -143,3 +143,20 @@ def test_critic_lr_sets_the_critic_time_scale_alone() -> None:
     assert not all(torch.equal(a, b) for a, b in pairs)
     with pytest.raises(ValueError, match="critic_lr"):
         GANConfig(critic_lr=0.0)
+
+
+def test_threads_are_set_for_training_and_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    before = torch.get_num_threads()
+    cfg = GANConfig(steps=1, **TINY)
+    original = gan_train._train_gan
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gan_train, "_train_gan", spy)
+    train_gan(cfg, threads=1)
+    assert seen == [1] and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        train_gan(cfg, threads=0)
