@@ -23,17 +23,17 @@ protocol, including those under other keys' ``runs`` (e.g. earlier 3-seed runs).
 It does not redraw the plots: they need samples, which the JSON does not keep
 (the plots show seed 0 from a full run).
 
-The long runs of the quality targets (ring8, under 10 CPU minutes each) use one
-critic step per G step, add a generator weight average and a final
+The long runs of the quality targets (under 10 CPU minutes each) use fewer
+critic steps per G step, add a generator weight average and a final
 learning-rate decay, and record the exact norms every 10th critic step (the
 normalization itself is exact at every step, Note [Certified critic])::
 
     python benchmarks/bench_gan.py --datasets ring8 --variants sn --steps 24000 --n-critic 1 \
         --ema 0.999 --lr-decay 0.3 --record-every 10 --seed-list 0,1,2 --merge --key ring8_quality
-    # grid25: two time scales (critic lr 4e-4, generator 2e-4) instead of more critic steps
-    python benchmarks/bench_gan.py --datasets grid25 --variants sn --steps 34000 --n-critic 1 \
+    # grid25: two critic steps, the critic at twice the generator's rate
+    python benchmarks/bench_gan.py --datasets grid25 --variants sn --steps 22000 --n-critic 2 \
         --lr 2e-4 --critic-lr 4e-4 --ema 0.999 --lr-decay 0.3 --record-every 20 \
-        --seed-list 0,1,2 --merge --key grid25_quality_ttur
+        --seed-list 0,1,2 --merge --key grid25_quality_d
 
 With ``--merge --key NAME`` the runs go under ``NAME`` instead (its own ``runs``,
 ``steps`` and per-variant ``summary``; nothing else in the JSON is touched), and
