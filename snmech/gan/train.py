@@ -87,8 +87,9 @@ class GANConfig:
         n_eval: samples scored at the end.
         checkpoint_every: generator steps between checkpoints (0: only at the end).
         record_every: critic steps between exact-norm measurements (1: every step).
-        lr_decay: fraction of the generator steps, at the end, over which both
-            learning rates fall linearly to 0 (0: constant ``lr``).
+        lr_decay: fraction ``f`` of the generator steps, at the end, over which both
+            learning rates fall linearly toward 0 (to ``1/n`` of their value at the
+            last of those ``n = f * steps`` steps; 0: constant rates).
         ema: decay of an exponential moving average of the generator's weights,
             updated after every generator step (0: off). When on, samples,
             metrics and :attr:`GANRun.generator` come from the average.
