@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from snmech._threads import torch_threads
 from snmech.gan.data import DataStream, check_dataset, mixture
 from snmech.gan.functional import gradient_penalty, loss_pair
 from snmech.gan.metrics import digits_metrics, mode_metrics
@@ -305,15 +306,8 @@ def train_gan(
         FileNotFoundError: ``resume`` without a checkpoint.
         ValueError: the checkpoint's config differs.
     """
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _train_gan(config, out, resume=resume, progress=progress)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _train_gan(

@@ -24,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from snmech._threads import torch_threads
+
 
 class Material(Protocol):
     """DESIGN.md's protocol: Mandel strain batch in, Mandel stress batch (Pa) out."""
@@ -111,16 +113,8 @@ class MaterialEvaluator:
     @contextmanager
     def _torch_scope(self) -> Iterator[None]:
         """``no_grad``, and ``threads`` torch threads on the CPU, restored afterwards."""
-        previous = torch.get_num_threads()
-        scoped = self.threads is not None and self.device.type == "cpu"
-        if scoped:
-            torch.set_num_threads(self.threads)  # type: ignore[arg-type]
-        try:
-            with torch.no_grad():
-                yield
-        finally:
-            if scoped:
-                torch.set_num_threads(previous)
+        with torch_threads(self.threads if self.device.type == "cpu" else None), torch.no_grad():
+            yield
 
     def _check_pair(self, strain: npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> None:
         if strain.shape != out.shape or strain.ndim != 2 or strain.shape[1] != self.size:
