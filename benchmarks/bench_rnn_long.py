@@ -97,9 +97,9 @@ def main() -> None:
     # non-leaf that deepcopy (inside hidden_jacobian_norm) refuses: refresh it without
     model.eval()
     with torch.no_grad():
-        rnn = model.rnn.cpu()
-        model(x_test[:1].cpu())
-    jac = hidden_jacobian_norm(rnn, test[0][:1])  # type: ignore[arg-type]
+        model.cpu()  # whole model: a forward with only the RNN moved fails on CUDA runs
+        model(test[0][:1])
+    jac = hidden_jacobian_norm(model.rnn, test[0][:1])  # type: ignore[arg-type]
     result = {
         "model": args.model,
         "T": args.T,
