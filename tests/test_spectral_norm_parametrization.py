@@ -245,3 +245,36 @@ def test_sync_exact_makes_the_training_weight_exactly_normalized():
     assert synced <= 1.0 + 1e-5
     with pytest.raises(ValueError, match="dense layer"):
         sync_exact_(nn.Linear(3, 3))
+
+
+@pytest.mark.parametrize("shape", [(40, 12), (12, 40), (1, 30), (30, 1), (24, 24)])
+def test_sync_exact_pair_matches_the_svd_even_with_a_near_double_top(shape):
+    """The pair sync_exact_ stores is a top singular pair of the raw weight
+    (checked against a float64 SVD), for tall, wide and vector weights, and
+    when the two largest singular values agree to 1e-9."""
+    from snmech.spectral import sync_exact_
+
+    torch.manual_seed(1)
+    m, n = shape
+    layer = spectral_norm(nn.Linear(n, m))
+    q1, _ = torch.linalg.qr(torch.randn(m, m, dtype=torch.float64))
+    q2, _ = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64))
+    k = min(m, n)
+    s = torch.linspace(2.0, 0.1, k, dtype=torch.float64)
+    if k > 1:
+        s[1] = s[0] * (1 - 1e-9)
+    w = q1[:, :k] @ torch.diag(s) @ q2[:, :k].t()
+    with torch.no_grad():
+        layer.parametrizations.weight.original.copy_(w.float())
+    raw = layer.parametrizations.weight.original.detach().double()
+    exact = float(torch.linalg.svdvals(raw)[0])
+    sigma = sync_exact_(layer)
+    assert sigma == pytest.approx(exact, rel=1e-12)
+    p = layer.parametrizations.weight[0]
+    u, v = p._u.double(), p._v.double()
+    assert float(torch.linalg.vector_norm(raw @ v - exact * u)) <= 1e-6 * exact
+    assert float(torch.linalg.vector_norm(raw.t() @ u - exact * v)) <= 1e-6 * exact
+    # the training forward divides by u^T W v: the applied weight has norm 1 to float32 rounding
+    layer.train()
+    applied = layer.weight.detach().double()
+    assert float(torch.linalg.matrix_norm(applied, 2)) == pytest.approx(1.0, abs=1e-6)

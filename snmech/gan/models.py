@@ -3,13 +3,13 @@
 Note [Certified critic]
     ``spectral_norm`` divides each weight by a power-iteration estimate
     ``sigma_hat = u^T W v <= ||W||`` (one step per training forward), so in
-    ``"hard"`` mode the weight used in training has norm
-    ``target * ||W|| / sigma_hat >= target``: above its target whenever the
-    estimate lags, like torch's (measured: products of 1.2-1.6). The ``"sn"``
-    critic keeps the core's parametrization and makes the estimate exact:
-    after every optimizer step :func:`recertify_` sets each dense layer's
-    power-iteration state ``(u, v)`` to the top singular pair of a float64 SVD
-    of the raw weight (:func:`sync_exact_`), so the next forward divides by the
+    ``"hard"`` mode the weight used in training has norm ``target * ||W|| /
+    sigma_hat >= target``: above its target whenever the estimate lags, like
+    torch's (measured: products of 1.2-1.6). The ``"sn"`` critic keeps the
+    core's parametrization and makes the estimate exact: after every optimizer
+    step :func:`recertify_` sets each dense layer's power-iteration state ``(u,
+    v)`` to the top singular pair of the raw weight (:func:`sync_exact_`: a
+    float64 eigensolve of its Gram matrix), so the next forward divides by the
     exact ``||W||``; the nominal target is ``target * (1 - 1e-6)`` to absorb
     float32 rounding. The gradient is the same as hard spectral normalization
     with a converged estimate. Convolutions have no cheap exact singular pair:
@@ -19,10 +19,11 @@ Note [Certified critic]
     ``target``. Either way every weight a forward uses has norm ``<= target``
     and the product of layer norms is at most ``target ** n_layers``, at every
     step; :mod:`snmech.gan.train` measures it independently (Note [Recorded
-    norms]). Cost: one SVD per dense layer per critic step (four 128x128 for
-    the MLP critic). A variant that projected the raw weights of soft-mode
-    layers onto the norm ball (no normalization in the gradient) was also
-    certified but trained far worse (ring8, 2000 G steps: 3 % HQ against 52 %).
+    norms]). Cost: one symmetric eigensolve per dense layer per critic step (two
+    128x128 ones and two tiny ones for the MLP critic; about half an SVD). A
+    variant that projected the raw weights of soft-mode layers onto the norm
+    ball (no normalization in the gradient) was also certified but trained far
+    worse (ring8, 2000 G steps: 3 % HQ against 52 %).
     ``certified=False`` keeps the plain one-step hard-mode estimate, for comparison.
 """
 
