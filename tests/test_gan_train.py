@@ -16,10 +16,15 @@ from snmech.gan import GANConfig, NonFiniteLossError, train_gan
 TINY = {"batch_size": 32, "hidden": 16, "n_eval": 100, "n_critic": 2}
 
 
-def test_resume_continues_the_same_run(tmp_path: Path) -> None:
-    whole = train_gan(GANConfig(critic="sn", steps=6, **TINY))
-    train_gan(GANConfig(critic="sn", steps=3, **TINY), tmp_path)
-    resumed = train_gan(GANConfig(critic="sn", steps=6, **TINY), tmp_path, resume=True)
+@pytest.mark.parametrize("hidden", [16, 48])
+def test_resume_continues_the_same_run(tmp_path: Path, hidden: int) -> None:
+    """Bit for bit; hidden 48 > 2 x 16 runs sync_bound_'s warm block (saved with the critic)."""
+    cfg = {**TINY, "hidden": hidden}
+    whole = train_gan(GANConfig(critic="sn", steps=6, **cfg))
+    train_gan(GANConfig(critic="sn", steps=3, **cfg), tmp_path)
+    resumed = train_gan(GANConfig(critic="sn", steps=6, **cfg), tmp_path, resume=True)
+    if hidden == 48:
+        assert "_block" in dict(resumed.critic[2].parametrizations.weight[0].named_buffers())
     for a, b in zip(whole.generator.parameters(), resumed.generator.parameters(), strict=True):
         assert torch.equal(a, b)
     assert resumed.max_norm_product == whole.max_norm_product

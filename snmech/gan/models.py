@@ -6,24 +6,27 @@ Note [Certified critic]
     ``"hard"`` mode the weight used in training has norm ``target * ||W|| /
     sigma_hat >= target``: above its target whenever the estimate lags, like
     torch's (measured: products of 1.2-1.6). The ``"sn"`` critic keeps the
-    core's parametrization and makes the estimate exact: after every optimizer
-    step :func:`recertify_` sets each dense layer's power-iteration state ``(u,
-    v)`` to the top singular pair of the raw weight (:func:`sync_exact_`: a
-    float64 eigensolve of its Gram matrix), so the next forward divides by the
-    exact ``||W||``; the nominal target is ``target * (1 - 1e-6)`` to absorb
-    float32 rounding. The gradient is the same as hard spectral normalization
-    with a converged estimate. Convolutions have no cheap exact singular pair:
-    they use ``"soft"`` mode (divide by ``max(1, sigma_hat/target)``, which can
-    only shrink) and :func:`project_critic_` rescales the raw kernel so that its
-    certified FFT bound (:func:`snmech.spectral.operator_norm`) is at most
-    ``target``. Either way every weight a forward uses has norm ``<= target``
-    and the product of layer norms is at most ``target ** n_layers``, at every
-    step; :mod:`snmech.gan.train` measures it independently (Note [Recorded
-    norms]). Cost: one symmetric eigensolve per dense layer per critic step (two
-    128x128 ones and two tiny ones for the MLP critic; about half an SVD). A
-    variant that projected the raw weights of soft-mode layers onto the norm
-    ball (no normalization in the gradient) was also certified but trained far
-    worse (ring8, 2000 G steps: 3 % HQ against 52 %).
+    core's parametrization and makes the estimate an upper bound: after every
+    optimizer step :func:`recertify_` calls :func:`snmech.spectral.sync_bound_`
+    on each dense layer, which proves an upper bound on ``||W||`` within a
+    factor ``sqrt(1 + 1e-3)`` of it (a warm Rayleigh-Ritz estimate, then a
+    Cholesky factorization of ``s I - W^T W``; an exact eigensolve when that
+    fails or the layer is small) and makes the next forward divide by it; the
+    nominal target is ``target * (1 - 1e-6)`` to absorb float32 rounding. The
+    gradient is that of hard spectral normalization with a converged estimate.
+    Convolutions have no cheap exact singular pair: they use ``"soft"`` mode
+    (divide by ``max(1, sigma_hat/target)``, which can only shrink) and
+    :func:`project_critic_` rescales the raw kernel so that its certified FFT
+    bound (:func:`snmech.spectral.operator_norm`) is at most ``target``. Either
+    way every weight a forward uses has norm ``<= target`` and the product of
+    layer norms is at most ``target ** n_layers``, at every step;
+    :mod:`snmech.gan.train` measures it independently (Note [Recorded norms]).
+    Cost per critic step, for the MLP critic: a 128x128 Gram matrix, a 16-vector
+    Ritz step and a Cholesky factorization for each hidden-to-hidden layer
+    (about a quarter of an eigensolve, a ninth of an SVD). A variant that
+    projected the raw weights of soft-mode layers onto the norm ball (no
+    normalization in the gradient) was also certified but trained far worse
+    (ring8, 2000 G steps: 3 % HQ against 52 %).
     ``certified=False`` keeps the plain one-step hard-mode estimate, for comparison.
 """
 
@@ -35,7 +38,7 @@ from snmech.spectral import (
     operator_norm,
     spectral_norm,
     spectral_parametrizations,
-    sync_exact_,
+    sync_bound_,
 )
 
 CRITICS = ("sn", "torch-sn", "clip", "gp", "none")
@@ -86,7 +89,7 @@ def _normalize(
     input_shape: tuple[int, ...] | None,
 ) -> nn.Module:
     if kind == "sn" and certified and isinstance(layer, nn.Linear):
-        # hard mode, a hair below target; recertify_ keeps its (u, v) exact
+        # hard mode, a hair below target; recertify_ makes its estimate a proven bound
         return spectral_norm(layer, target=target * (1.0 - PROJECTION_MARGIN), mode="hard")
     if kind == "sn":
         mode = "soft" if certified else "hard"
@@ -116,7 +119,7 @@ def make_critic(
         hidden: width.
         depth: number of hidden layers.
         target: per-layer norm target of ``"sn"`` (the product bound is ``target**(depth+1)``).
-        certified: ``"sn"`` only: exact per-step norms via :func:`recertify_` (True)
+        certified: ``"sn"`` only: proven per-step norm bounds via :func:`recertify_` (True)
             or the plain one-step hard-mode estimate (False).
 
     Returns:
@@ -240,12 +243,12 @@ def project_critic_(model: nn.Module) -> list[float]:
 def recertify_(model: nn.Module) -> None:
     """The per-step certification of a ``make_*critic("sn")`` critic (Note [Certified critic]).
 
-    Dense layers (hard mode): :func:`sync_exact_`. Convolutions (soft mode):
+    Dense layers (hard mode): :func:`snmech.spectral.sync_bound_`. Convolutions (soft mode):
     :func:`project_critic_` with the certified FFT bound. Call after every
     optimizer step.
     """
     for _, layer in norm_layers(model):
         params = spectral_parametrizations(layer)
         if params and params[0].mode == "hard" and isinstance(layer, nn.Linear):
-            sync_exact_(layer)
+            sync_bound_(layer)
     project_critic_(model)

@@ -82,7 +82,7 @@ class GANConfig:
         depth: hidden layers of generator and MLP critic.
         seed: seeds the weights and both random streams.
         target: per-layer norm target of the ``sn`` critic.
-        certified: ``sn`` only: exact per-step norms (Note [Certified critic]).
+        certified: ``sn`` only: proven per-step norm bounds (Note [Certified critic]).
         clip: weight-clipping radius of ``clip``.
         gp_weight: penalty weight of ``gp``.
         n_eval: samples scored at the end.

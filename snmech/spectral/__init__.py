@@ -21,6 +21,7 @@ from snmech.spectral.lower_bound import lipschitz_lower_bound
 from snmech.spectral.parametrizations import (
     spectral_norm,
     spectral_parametrizations,
+    sync_bound_,
     sync_exact_,
 )
 from snmech.spectral.penalty import layer_norms, spectral_penalty
@@ -39,6 +40,7 @@ __all__ = [
     "power_iteration",
     "spectral_norm",
     "spectral_parametrizations",
+    "sync_bound_",
     "sync_exact_",
     "spectral_penalty",
 ]

@@ -10,7 +10,8 @@ Note [Estimate, not certificate]
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -31,7 +32,10 @@ class _SpectralNorm(nn.Module):
     ``sigma_hat`` estimates the true operator norm, not that of the reshaped kernel.
 
     Buffers ``_u`` (output space) and ``_v`` (input space) persist across steps,
-    are saved in ``state_dict``, and are updated only in training mode.
+    are saved in ``state_dict``, and are updated only in training mode. The
+    scalar buffer ``_scale`` (1 unless :func:`sync_bound_` set it) multiplies
+    the estimate: ``sigma_hat = _scale * u^T W v``; :func:`sync_bound_` adds
+    a ``_block`` buffer.
     """
 
     def __init__(
@@ -65,8 +69,22 @@ class _SpectralNorm(nn.Module):
             v = normalize(weight.new_empty(in_shape).normal_(0, 1), self.eps)
             self.register_buffer("_u", u)
             self.register_buffer("_v", v)
+            self.register_buffer("_scale", torch.ones((), dtype=weight.dtype))
             # start from converged vectors, as torch does (15 steps)
             self._update(weight, 15)
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        # files written before ``_scale`` existed divided by u^T W v alone
+        state_dict.setdefault(prefix + "_scale", torch.ones_like(self._scale))
+        # sync_bound_'s warm block exists only once it ran: follow the file
+        block = state_dict.get(prefix + "_block")
+        if block is not None:
+            self.register_buffer("_block", torch.empty_like(block, device=self._u.device))
+        elif "_block" in self._buffers:
+            del self._buffers["_block"]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _apply_op(self, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self._conv:
@@ -115,6 +133,7 @@ class _SpectralNorm(nn.Module):
             sigma = rayleigh_sigma(lambda x: self._apply_op(weight, x), u, v)
         else:
             sigma = torch.vdot(u, torch.mv(weight.flatten(1), v))
+        sigma = sigma * self._scale
         if self.target != 1.0:
             sigma = sigma / self.target
         if self.mode == "hard":
@@ -219,10 +238,11 @@ def sync_exact_(module: nn.Module, name: str = "weight") -> float:
     In training mode a normalized layer divides by a one-step estimate
     ``u^T W v <= ||W||``, so its weight can sit above the target between steps
     (in a GAN critic: products of layer norms up to 1.2-1.6). After this call
-    the next forward divides by the exact ``||W||`` (a float64 eigensolve, stored in
-    the buffers' dtype), so the applied weight has norm ``target`` up to that
-    rounding; call it after every optimizer step where the bound must hold at
-    every step, not only after :func:`~snmech.spectral.finalize`.
+    the next forward divides by the exact ``||W||`` (stored in the buffers'
+    dtype), so the applied weight has norm ``target`` up to that rounding; call
+    it after every optimizer step where the bound must hold at every step, not
+    only after :func:`~snmech.spectral.finalize`. :func:`sync_bound_` does the
+    same job for less.
 
     The pair comes from a float64 symmetric eigensolve of the smaller Gram
     matrix (``W^T W`` or ``W W^T``), about half the cost of an SVD: the
@@ -241,18 +261,105 @@ def sync_exact_(module: nn.Module, name: str = "weight") -> float:
         ValueError: no spectral norm on ``module.<name>``, or a convolution
             (whose operator norm is certified by the FFT bound instead).
     """
+    p, mat, tall = _dense_spectral_norm(module, name, "sync_exact_")
+    _, vecs = torch.linalg.eigh(_gram(mat, tall))  # eigenvalues ascend
+    if "_block" in p._buffers:  # keep sync_bound_'s warm subspace current
+        p._block.copy_(vecs[:, -p._block.shape[1] :].to(p._block))
+    return _set_pair(p, mat, tall, vecs[:, -1], None)
+
+
+@torch.no_grad()
+def sync_bound_(
+    module: nn.Module, name: str = "weight", *, rtol: float = 1e-3, block: int = 16
+) -> float:
+    """Make a dense layer divide by a *proven* upper bound on ``||W||`` (in place).
+
+    The cheap alternative to :func:`sync_exact_` for the same job: a weight that
+    never exceeds its target, at every training step. Normalized weights have
+    a flat top spectrum (the normalization pushes the largest singular values
+    down together), so one vector cannot follow the top between optimizer
+    steps; a warm block of ``block`` vectors can. One subspace step on the
+    smaller float64 Gram matrix ``G`` and a Rayleigh-Ritz solve give
+    ``theta <= lambda_max(G) = ||W||^2``; a Cholesky factorization of
+    ``s I - G`` succeeds only if ``s >= lambda_max(G)``, so trying ``s =
+    theta (1 + rtol / 10)``, then ``theta (1 + rtol)``, proves ``sqrt(s) >=
+    ||W||`` (``rtol`` is far above the rounding of either step). The layer's
+    ``(u, v)`` become the top Ritz pair and ``_scale`` is set to ``sqrt(s) /
+    ||W v||``, so the next forward divides by at least ``sqrt(s)`` (a
+    training forward's own power step can only raise ``u^T W v``): the
+    applied weight's norm lies in ``[target / sqrt(1 + rtol), target]``. If
+    both factorizations fail, or the layer is small (the smaller side at most
+    ``2 * block``) or has no warm block yet, it falls back to
+    :func:`sync_exact_`, which also refreshes the block. For a 128x128 weight
+    this costs about a quarter of the eigensolve. The block is a buffer
+    (saved in ``state_dict``, so a resumed run continues exactly).
+
+    Args:
+        module: an ``nn.Linear`` with :func:`spectral_norm` on ``name``.
+        name: the parametrized tensor.
+        rtol: the largest accepted relative gap of the squared bound, in ``[1e-7, 0.1]``.
+        block: warm subspace size (>= 1).
+
+    Returns:
+        The proven upper bound on the raw weight's norm (its exact norm after a fallback).
+
+    Raises:
+        ValueError: no spectral norm on a dense ``module.<name>``, or ``rtol``
+            or ``block`` out of range.
+    """
+    if not 1e-7 <= rtol <= 0.1:
+        raise ValueError(f"rtol must lie in [1e-7, 0.1], got {rtol}")
+    if int(block) != block or block < 1:
+        raise ValueError(f"block must be an integer >= 1, got {block!r}")
+    p, mat, tall = _dense_spectral_norm(module, name, "sync_bound_")
+    gram = _gram(mat, tall)
+    n = gram.shape[0]
+    if n <= 2 * block:
+        return sync_exact_(module, name)
+    if "_block" not in p._buffers or p._block.shape != (n, block):
+        p.register_buffer("_block", gram.new_zeros(n, block))
+        return sync_exact_(module, name)
+    q, _ = torch.linalg.qr(gram @ p._block.to(gram))
+    ritz, vecs = torch.linalg.eigh(q.t() @ gram @ q)
+    q = q @ vecs  # Ritz vectors, ascending
+    top = q[:, -1]
+    theta = float(ritz[-1])
+    eye = torch.eye(n, dtype=gram.dtype, device=gram.device)
+    for gap in (rtol / 10, rtol):
+        shift = theta * (1.0 + gap)
+        if shift > 0 and int(torch.linalg.cholesky_ex(shift * eye - gram).info) == 0:
+            break
+    else:
+        return sync_exact_(module, name)
+    p._block.copy_(q.to(p._block))
+    return _set_pair(p, mat, tall, top, math.sqrt(shift))
+
+
+def _dense_spectral_norm(
+    module: nn.Module, name: str, caller: str
+) -> tuple[_SpectralNorm, torch.Tensor, bool]:
     params = spectral_parametrizations(module, name)
     if not params or params[0]._conv:
         raise ValueError(
-            f"sync_exact_ needs a dense layer with spectral_norm on {name!r}, "
+            f"{caller} needs a dense layer with spectral_norm on {name!r}, "
             f"got {type(module).__name__}"
         )
-    p = params[0]
     raw = getattr(module.parametrizations, name).original.detach()  # type: ignore[union-attr]
     mat = raw.to(torch.float64).flatten(1)
-    tall = mat.shape[0] >= mat.shape[1]
-    _, vecs = torch.linalg.eigh(mat.t() @ mat if tall else mat @ mat.t())
-    top = vecs[:, -1]  # eigenvalues ascend
+    return params[0], mat, mat.shape[0] >= mat.shape[1]
+
+
+def _gram(mat: torch.Tensor, tall: bool) -> torch.Tensor:
+    return mat.t() @ mat if tall else mat @ mat.t()
+
+
+def _set_pair(
+    p: _SpectralNorm, mat: torch.Tensor, tall: bool, top: torch.Tensor, bound: float | None
+) -> float:
+    """Store the pair of the Gram eigenvector ``top``; scale the estimate up to ``bound``.
+
+    ``bound=None``: exact, the estimate itself. Returns the norm divided by.
+    """
     # the other vector of the pair, and sigma, from the matrix itself (not sqrt(lambda))
     other = mat @ top if tall else mat.t() @ top
     sigma = torch.linalg.vector_norm(other)
@@ -261,7 +368,11 @@ def sync_exact_(module: nn.Module, name: str = "weight") -> float:
     sign = 1.0 if float(torch.dot(p._u.double(), u)) >= 0 else -1.0
     p._u.copy_(sign * u)
     p._v.copy_(sign * v)
-    return float(sigma)
+    if bound is None:
+        p._scale.fill_(1.0)
+        return float(sigma)
+    p._scale.fill_(bound / float(sigma))
+    return bound
 
 
 def spectral_parametrizations(module: nn.Module, name: str = "weight") -> list[_SpectralNorm]:
