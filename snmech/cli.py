@@ -542,10 +542,25 @@ def gan() -> None:
 @click.option("--steps", type=int, default=2000, show_default=True, help="generator steps")
 @click.option("--n-critic", type=int, default=5, show_default=True)
 @click.option(
+    "--late-n-critic",
+    type=int,
+    default=0,
+    show_default=True,
+    help="critic steps per G step from --late-from on (0: always --n-critic)",
+)
+@click.option(
+    "--late-from",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="fraction of the steps where --late-n-critic starts",
+)
+@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate")
+@click.option(
     "--critic-lr",
     type=float,
     default=None,
-    help="the critic's own Adam learning rate (default: the generator's, 1e-4)",
+    help="the critic's own Adam learning rate (default: --lr)",
 )
 @click.option(
     "--ema",
@@ -585,6 +600,9 @@ def gan_train(
     loss: str | None,
     steps: int,
     n_critic: int,
+    late_n_critic: int,
+    late_from: float,
+    lr: float,
     critic_lr: float | None,
     ema: float,
     lr_decay: float,
@@ -605,6 +623,9 @@ def gan_train(
             loss=loss,
             steps=steps,
             n_critic=n_critic,
+            late_n_critic=late_n_critic,
+            late_from=late_from,
+            lr=lr,
             critic_lr=critic_lr,
             ema=ema,
             lr_decay=lr_decay,

@@ -116,12 +116,14 @@ def test_cli_passes_the_long_run_settings(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "run"
     args = ["gan", "train", "--steps", "3", "--n-critic", "1", "--ema", "0.9", "--lr-decay", "0.5"]
-    args += ["--critic-lr", "3e-4", "--record-every", "2"]
+    args += ["--critic-lr", "3e-4", "--record-every", "2", "--lr", "2e-4"]
+    args += ["--late-n-critic", "2", "--late-from", "0.4"]
     res = runner.invoke(cli, [*args, "--out", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
     config = json.loads((out / "metrics.json").read_text())["config"]
     assert (config["ema"], config["lr_decay"], config["record_every"]) == (0.9, 0.5, 2)
-    assert config["critic_lr"] == 3e-4
+    assert (config["critic_lr"], config["lr"]) == (3e-4, 2e-4)
+    assert (config["late_n_critic"], config["late_from"]) == (2, 0.4)
     bad = runner.invoke(cli, ["gan", "train", "--ema", "1.5", "--out", str(out / "x")])
     assert bad.exit_code == 1 and "ema must be in [0, 1)" in bad.output
 
@@ -132,6 +134,37 @@ def test_lr_decay_is_flat_then_linear_over_the_last_fraction() -> None:
     assert gan_train._lr_factor(0, 10, 1.0) == 1.0 and gan_train._lr_factor(9, 10, 1.0) == 0.1
     with pytest.raises(ValueError, match="lr_decay"):
         GANConfig(lr_decay=1.5)
+
+
+def test_late_n_critic_switches_the_critic_steps_and_resume_follows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = GANConfig(steps=10, n_critic=2, late_n_critic=1, late_from=0.4)
+    assert [cfg.critic_steps(k) for k in range(10)] == [2] * 4 + [1] * 6
+    assert [GANConfig(steps=4, n_critic=3).critic_steps(k) for k in range(4)] == [3] * 4
+    # 2 critic steps for G steps 0-2, then 1; exact norms every 4th critic step (the 8th:
+    # G step 5, after the switch: a resume that miscounted critic steps would skip it)
+    late = {**TINY, "late_n_critic": 1, "late_from": 0.5, "record_every": 4, "critic": "sn"}
+    whole = train_gan(GANConfig(steps=6, **late))
+    # the same run, stopped after G step 4 (past the switch) and resumed from there
+    d_fn, g_fn = gan_train.loss_pair("hinge")
+    calls = {"n": 0}
+
+    def poisoned(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        return d_fn(real, fake) * (float("nan") if calls["n"] > 3 * 2 + 2 else 1.0)
+
+    with monkeypatch.context() as m:
+        m.setattr(gan_train, "loss_pair", lambda name: (poisoned, g_fn))
+        with pytest.raises(NonFiniteLossError, match="generator step 5"):
+            train_gan(GANConfig(steps=6, checkpoint_every=1, **late), tmp_path)
+    resumed = train_gan(GANConfig(steps=6, checkpoint_every=1, **late), tmp_path, resume=True)
+    assert resumed.product_trace[-1] == whole.product_trace[-1] > 0  # step 5 recorded in both
+    for a, b in zip(whole.generator.parameters(), resumed.generator.parameters(), strict=True):
+        assert torch.equal(a, b)
+    for bad in ({"late_n_critic": -1}, {"late_from": 1.5}):
+        with pytest.raises(ValueError, match="late_"):
+            GANConfig(**bad)
 
 
 def test_critic_lr_sets_the_critic_time_scale_alone() -> None:

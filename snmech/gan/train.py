@@ -91,6 +91,10 @@ class GANConfig:
         lr_decay: fraction ``f`` of the generator steps, at the end, over which both
             learning rates fall linearly toward 0 (to ``1/n`` of their value at the
             last of those ``n = f * steps`` steps; 0: constant rates).
+        late_n_critic: critic steps per generator step from ``late_from`` on (0: always
+            ``n_critic``): e.g. two critic steps while the modes are found, then one,
+            which makes each later generator step cheaper.
+        late_from: the fraction of the generator steps where ``late_n_critic`` starts.
         ema: decay of an exponential moving average of the generator's weights,
             updated after every generator step (0: off). When on, samples,
             metrics and :attr:`GANRun.generator` come from the average.
@@ -118,6 +122,8 @@ class GANConfig:
     record_every: int = 1
     lr_decay: float = 0.0
     ema: float = 0.0
+    late_n_critic: int = 0
+    late_from: float = 0.5
 
     def __post_init__(self) -> None:
         check_dataset(self.dataset)
@@ -141,6 +147,16 @@ class GANConfig:
             raise ValueError(f"lr_decay must be in [0, 1], got {self.lr_decay}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if int(self.late_n_critic) < 0:
+            raise ValueError(f"late_n_critic must be >= 0, got {self.late_n_critic}")
+        if not 0.0 <= self.late_from <= 1.0:
+            raise ValueError(f"late_from must be in [0, 1], got {self.late_from}")
+
+    def critic_steps(self, step: int) -> int:
+        """Critic steps taken at generator step ``step`` (0-based)."""
+        if self.late_n_critic and step >= self.late_from * self.steps:
+            return int(self.late_n_critic)
+        return int(self.n_critic)
 
 
 @dataclass
@@ -384,7 +400,7 @@ def _train_gan(
 
         steps = tqdm(steps, desc=f"gan {config.dataset}/{config.critic}", unit="step")
     t0, cpu0 = time.perf_counter(), time.process_time()
-    d_count = start * config.n_critic
+    d_count = sum(config.critic_steps(k) for k in range(start))
     gen.train()
     critic.train()
     if config.critic == "clip":  # WGAN: the critic lives in the box from its first forward on
@@ -397,7 +413,7 @@ def _train_gan(
                 for group in opt.param_groups:
                     group["lr"] = lr * factor
         step_max = 0.0
-        for _ in range(config.n_critic):
+        for _ in range(config.critic_steps(step)):
             real = data.batch(bs)
             with torch.no_grad():
                 fake = gen(torch.randn(bs, latent, generator=noise_rng))
