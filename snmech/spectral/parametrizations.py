@@ -283,7 +283,8 @@ def sync_bound_(
     ``theta <= lambda_max(G) = ||W||^2``; a Cholesky factorization of
     ``s I - G`` succeeds only if ``s >= lambda_max(G)``, so trying ``s =
     theta (1 + rtol / 10)``, then ``theta (1 + rtol)``, proves ``sqrt(s) >=
-    ||W||`` (``rtol`` is far above the rounding of either step). The layer's
+    ||W||`` up to float64 rounding (relative ``~n * 1e-16``, far below
+    ``rtol``; the GAN critic's 1e-6 target margin covers it). The layer's
     ``(u, v)`` become the top Ritz pair and ``_scale`` is set to ``sqrt(s) /
     ||W v||``, so the next forward divides by at least ``sqrt(s)`` (a
     training forward's own power step can only raise ``u^T W v``): the
