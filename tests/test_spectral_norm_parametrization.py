@@ -374,3 +374,30 @@ def test_sync_bound_rejects_bad_arguments():
         sync_bound_(layer, block=0)
     with pytest.raises(ValueError, match="dense layer"):
         sync_bound_(nn.Linear(3, 3))
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+        ),
+    ],
+)
+def test_sync_bound_runs_where_the_layer_lives(device):
+    from snmech.spectral import sync_bound_
+
+    torch.manual_seed(0)
+    layer = spectral_norm(nn.Linear(64, 64)).to(device)
+    for _ in range(3):
+        with torch.no_grad():
+            layer.parametrizations.weight.original.add_(1e-3)
+        bound = sync_bound_(layer)
+        raw = layer.parametrizations.weight.original.detach().double()
+        exact = float(torch.linalg.svdvals(raw)[0])
+        assert exact * (1 - 1e-12) <= bound <= exact * (1 + 1e-3) ** 0.5
+    p = layer.parametrizations.weight[0]
+    assert p._block.device.type == device and p._scale.device.type == device
+    assert float(torch.linalg.matrix_norm(layer.weight.detach().double(), 2)) <= 1 + 1e-6
