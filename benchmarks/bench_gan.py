@@ -31,10 +31,11 @@ critic])::
 
     python benchmarks/bench_gan.py --datasets ring8 --variants sn --steps 24000 --n-critic 1 \
         --ema 0.999 --lr-decay 0.3 --record-every 10 --seed-list 0,1,2 --merge --key ring8_quality
-    # grid25: two critic steps, the critic at twice the generator's rate
-    python benchmarks/bench_gan.py --datasets grid25 --variants sn --steps 22000 --n-critic 2 \
-        --lr 2e-4 --critic-lr 4e-4 --ema 0.999 --lr-decay 0.3 --record-every 20 \
-        --seed-list 0,1,2 --merge --key grid25_quality_d
+    # grid25: two critic steps for the first 30 % of the steps, then one; the critic
+    # at twice the generator's rate
+    python benchmarks/bench_gan.py --datasets grid25 --variants sn --steps 44000 --n-critic 2 \
+        --late-n-critic 1 --late-from 0.3 --lr 2e-4 --critic-lr 4e-4 --ema 0.999 \
+        --lr-decay 0.3 --record-every 20 --seed-list 0,1,2 --merge --key grid25_quality_g
 
 With ``--merge --key NAME`` the runs go under ``NAME`` instead (its own ``runs``,
 ``steps`` and per-variant ``summary``; nothing else in the JSON is touched), and
