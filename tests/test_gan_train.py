@@ -162,6 +162,12 @@ def test_late_n_critic_switches_the_critic_steps_and_resume_follows_it(
     assert resumed.product_trace[-1] == whole.product_trace[-1] > 0  # step 5 recorded in both
     for a, b in zip(whole.generator.parameters(), resumed.generator.parameters(), strict=True):
         assert torch.equal(a, b)
+    # extending the run moves the switch (late_from x steps), but not the count of
+    # critic steps already taken, which the checkpoint keeps
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["critic_steps"] == 9
+    train_gan(GANConfig(steps=8, checkpoint_every=1, **late), tmp_path, resume=True)
+    # 9 + 2 single steps; recounted from the 8-step schedule it would be 2 x 4 + 1 x 4 = 12
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["critic_steps"] == 11
     for bad in ({"late_n_critic": -1}, {"late_from": 1.5}):
         with pytest.raises(ValueError, match="late_"):
             GANConfig(**bad)

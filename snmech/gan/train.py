@@ -346,6 +346,7 @@ def _train_gan(
     max_product = 0.0
     history: list[tuple[int, float, float]] = []
     start = 0
+    d_count: int | None = None  # critic steps taken so far (sets the recording cadence)
     last_ckpt: Path | None = None
     if resume:
         if ckpt_path is None or not ckpt_path.exists():
@@ -367,6 +368,7 @@ def _train_gan(
         noise_rng.set_state(st["noise_rng"])
         start, max_norms, max_product = st["step"], st["max_norms"], st["max_product"]
         history = st["history"]
+        d_count = st.get("critic_steps")  # older files: from the schedule, below
         last_ckpt = ckpt_path
 
     def checkpoint(step: int) -> None:
@@ -387,6 +389,7 @@ def _train_gan(
             "max_norms": max_norms,
             "max_product": max_product,
             "history": history,
+            "critic_steps": d_count,
         }
         _save(ckpt_path, state)
         last_ckpt = ckpt_path
@@ -400,7 +403,8 @@ def _train_gan(
 
         steps = tqdm(steps, desc=f"gan {config.dataset}/{config.critic}", unit="step")
     t0, cpu0 = time.perf_counter(), time.process_time()
-    d_count = sum(config.critic_steps(k) for k in range(start))
+    if d_count is None:
+        d_count = sum(config.critic_steps(k) for k in range(start))
     gen.train()
     critic.train()
     if config.critic == "clip":  # WGAN: the critic lives in the box from its first forward on
