@@ -262,10 +262,7 @@ def sync_exact_(module: nn.Module, name: str = "weight") -> float:
             (whose operator norm is certified by the FFT bound instead).
     """
     p, mat, tall = _dense_spectral_norm(module, name, "sync_exact_")
-    _, vecs = torch.linalg.eigh(_gram(mat, tall))  # eigenvalues ascend
-    if "_block" in p._buffers:  # keep sync_bound_'s warm subspace current
-        p._block.copy_(vecs[:, -p._block.shape[1] :].to(p._block))
-    return _set_pair(p, mat, tall, vecs[:, -1], None)
+    return _sync_exact(p, mat, tall, _gram(mat, tall))
 
 
 @torch.no_grad()
@@ -316,10 +313,10 @@ def sync_bound_(
     gram = _gram(mat, tall)
     n = gram.shape[0]
     if n <= 2 * block:
-        return sync_exact_(module, name)
+        return _sync_exact(p, mat, tall, gram)
     if "_block" not in p._buffers or p._block.shape != (n, block):
         p.register_buffer("_block", gram.new_zeros(n, block))
-        return sync_exact_(module, name)
+        return _sync_exact(p, mat, tall, gram)
     q, _ = torch.linalg.qr(gram @ p._block.to(gram))
     ritz, vecs = torch.linalg.eigh(q.t() @ gram @ q)
     q = q @ vecs  # Ritz vectors, ascending
@@ -331,7 +328,7 @@ def sync_bound_(
         if shift > 0 and int(torch.linalg.cholesky_ex(shift * eye - gram).info) == 0:
             break
     else:
-        return sync_exact_(module, name)
+        return _sync_exact(p, mat, tall, gram)
     p._block.copy_(q.to(p._block))
     return _set_pair(p, mat, tall, top, math.sqrt(shift))
 
@@ -352,6 +349,14 @@ def _dense_spectral_norm(
 
 def _gram(mat: torch.Tensor, tall: bool) -> torch.Tensor:
     return mat.t() @ mat if tall else mat @ mat.t()
+
+
+def _sync_exact(p: _SpectralNorm, mat: torch.Tensor, tall: bool, gram: torch.Tensor) -> float:
+    """:func:`sync_exact_` once the layer is checked and its Gram matrix formed."""
+    _, vecs = torch.linalg.eigh(gram)  # eigenvalues ascend
+    if "_block" in p._buffers:  # keep sync_bound_'s warm subspace current
+        p._block.copy_(vecs[:, -p._block.shape[1] :].to(p._block))
+    return _set_pair(p, mat, tall, vecs[:, -1], None)
 
 
 def _set_pair(
