@@ -466,22 +466,66 @@ def robust() -> None:
 
 @robust.command("train")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="*.safetensors")
+@click.option(
+    "--model",
+    "kind",
+    type=click.Choice(["cpl", "mlp"]),
+    default="cpl",
+    show_default=True,
+    help="8 convex potential layers, or the one-layer orthogonal MLP",
+)
 @click.option("--margin", type=float, default=0.6, show_default=True, help="l2 radius aimed for")
+@click.option(
+    "--far-margin",
+    type=float,
+    default=1.2,
+    show_default=True,
+    help="radius asked of the far training points",
+)
+@click.option(
+    "--far-weight",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="weight of the far term (0: one margin for all)",
+)
 @click.option("--epochs", type=int, default=150, show_default=True)
-def robust_train(out: str, margin: float, epochs: int) -> None:
-    """Train the certified digits MLP and write it with its certificate to OUT."""
+@click.option("--seed", type=int, default=0, show_default=True)
+def robust_train(
+    out: str,
+    kind: str,
+    margin: float,
+    far_margin: float,
+    far_weight: float,
+    epochs: int,
+    seed: int,
+) -> None:
+    """Train the certified digits classifier and write it with its certificate to OUT."""
     from snmech.robust import load_digits_split
     from snmech.robust.model_file import save_classifier
     from snmech.robust.recipe import DigitsRecipe, recipe_summary, train_digits
 
-    if margin < 0 or epochs < 1:
-        raise click.BadParameter(f"need margin >= 0 and epochs >= 1, got {margin}, {epochs}")
-    recipe = DigitsRecipe(margin=margin, epochs=epochs)
+    lr = 2e-2 if kind == "cpl" else 1e-2
+    recipe = DigitsRecipe(
+        model=kind,  # type: ignore[arg-type]
+        margin=margin,
+        far_margin=far_margin,
+        far_weight=far_weight,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+    )
+    if epochs < 1:
+        raise click.BadParameter(f"need epochs >= 1, got {epochs}", param_hint="--epochs")
+    try:
+        recipe.check()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
     model, result = train_digits(load_digits_split(), recipe)
     path = save_classifier(
         model,
         out,
-        kind="mlp",
+        kind=kind,
         architecture=recipe.architecture(),
         input_shape=(1, 8, 8),
         training=recipe_summary(recipe, result),

@@ -37,7 +37,10 @@ def test_tampered_weights_are_refused(model_file, tmp_path):
 
     with safe_open(str(model_file), framework="pt") as f:
         meta = f.metadata()
-    tensors["1.weight"] = tensors["1.weight"] * 1.01
+    # the head: its norm enters the certificate (a convex potential layer's factor
+    # is 1 for any weight, so scaling one of those changes the function, not L)
+    head = max((k for k in tensors if k.endswith(".weight")), key=lambda k: int(k.split(".")[0]))
+    tensors[head] = tensors[head] * 1.01
     bad = tmp_path / "bad.safetensors"
     save_file(tensors, str(bad), metadata=meta)
     with pytest.raises(CertificateMismatchError, match="stored Lipschitz bound"):
@@ -45,3 +48,21 @@ def test_tampered_weights_are_refused(model_file, tmp_path):
     res = CliRunner().invoke(cli, ["robust", "evaluate", str(bad)])
     assert res.exit_code != 0 and "stored Lipschitz bound" in res.output
     assert json.loads(meta["snmech"])["certificate"]["lipschitz_bound"] > 0
+
+
+def test_train_writes_the_chosen_model_kind(tmp_path):
+    path = tmp_path / "mlp.safetensors"
+    args = ["robust", "train", "--out", str(path), "--epochs", "2", "--model", "mlp"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    model, meta = load_classifier(path)
+    assert meta["kind"] == "mlp" and meta["training"]["lr"] == 1e-2
+    assert not any(type(m).__name__ == "ConvexPotentialLayer" for m in model.modules())
+
+
+def test_far_margin_below_margin_is_refused(tmp_path):
+    args = ["robust", "train", "--out", str(tmp_path / "m.safetensors"), "--far-margin", "0.5"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0
+    assert "far_margin must exceed margin" in res.output
+    assert not (tmp_path / "m.safetensors").exists()

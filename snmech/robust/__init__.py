@@ -1,6 +1,7 @@
 """Certifiably robust classifiers on the spectral core.
 
-Train a 1-Lipschitz network with a margin loss, export it to plain layers
+Train a 1-Lipschitz network (a deep stack of convex potential layers, or an
+orthogonal MLP/CNN) with a margin loss, export it to plain layers
 (same outputs), certify it with :func:`snmech.spectral.lipschitz_bound`, and
 read off certified l2 radii ``margin / (sqrt(2) L)`` or the sharper pairwise
 radii; attack it with FGSM/PGD. Also: a Squeeze-and-Excitation block with
@@ -27,8 +28,21 @@ from snmech.robust.functional import (
     margin_cross_entropy,
     pairwise_margin_cross_entropy,
 )
-from snmech.robust.losses import HingeKantorovich, MarginCrossEntropy, PairwiseMarginCrossEntropy
-from snmech.robust.models import build_model, export, lipschitz_cnn, lipschitz_mlp, plain_mlp
+from snmech.robust.losses import (
+    FarMarginCrossEntropy,
+    HingeKantorovich,
+    MarginCrossEntropy,
+    PairwiseMarginCrossEntropy,
+)
+from snmech.robust.margins import far_samples, nearest_other_class
+from snmech.robust.models import (
+    build_model,
+    convex_potential_mlp,
+    export,
+    lipschitz_cnn,
+    lipschitz_mlp,
+    plain_mlp,
+)
 from snmech.robust.se import SEBound, SqueezeExcitation, excitation_l1, gate_l1, se_lipschitz_bound
 from snmech.robust.train import TrainResult, train_classifier
 
@@ -37,6 +51,7 @@ __all__ = [
     "ClutterData",
     "ClutterSpec",
     "DigitsSplit",
+    "FarMarginCrossEntropy",
     "HingeKantorovich",
     "MarginCrossEntropy",
     "PairwiseMarginCrossEntropy",
@@ -51,9 +66,11 @@ __all__ = [
     "certified_radii",
     "certify",
     "clutter_cnn",
+    "convex_potential_mlp",
     "evaluate_robustness",
     "excitation_l1",
     "export",
+    "far_samples",
     "fgsm",
     "gate_l1",
     "hinge_kantorovich",
@@ -63,6 +80,7 @@ __all__ = [
     "logit_margin",
     "make_clutter",
     "margin_cross_entropy",
+    "nearest_other_class",
     "orthogonal_norm",
     "pairwise_lipschitz",
     "pairwise_margin_cross_entropy",

@@ -51,7 +51,7 @@ def pairwise_margin_cross_entropy(
     target: torch.Tensor,
     head_weight: torch.Tensor,
     *,
-    margin: float = 1.0,
+    margin: float | torch.Tensor = 1.0,
     temperature: float = 10.0,
 ) -> torch.Tensor:
     r"""Cross-entropy with each rival logit raised by ``margin * ||w_y - w_j||``.
@@ -67,13 +67,21 @@ def pairwise_margin_cross_entropy(
         logits: ``(B, K)``.
         target: ``(B,)`` class indices.
         head_weight: ``(K, F)`` the weight the head applies (gradients flow to it).
-        margin: the l2 radius aimed for (>= 0).
+        margin: the l2 radius aimed for (>= 0): a number, or ``(B,)`` one per sample.
         temperature: ``T > 0``.
 
     Returns:
         The mean loss (scalar).
     """
-    _check(logits, target, margin)
+    if isinstance(margin, torch.Tensor):
+        if margin.shape != target.shape:
+            raise ValueError(
+                f"per-sample margins must be ({len(target)},), got {tuple(margin.shape)}"
+            )
+        _check(logits, target, float(margin.min()) if margin.numel() else 0.0)
+        margin = margin.to(logits.dtype)[:, None]
+    else:
+        _check(logits, target, margin)
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if head_weight.dim() != 2 or head_weight.shape[0] != logits.shape[1]:

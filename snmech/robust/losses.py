@@ -58,6 +58,72 @@ class PairwiseMarginCrossEntropy(nn.Module):
         return f"margin={self.margin}, temperature={self.temperature}"
 
 
+class FarMarginCrossEntropy(nn.Module):
+    r"""Pairwise margin cross-entropy plus a weighted term with larger margins at far points.
+
+    .. math:: \ell = \mathrm{PCE}_m + w\, \mathrm{PCE}_{m_i},
+        \qquad m_i = m_{far} \text{ at far points, } m \text{ elsewhere}
+
+    (PCE: :func:`snmech.robust.functional.pairwise_margin_cross_entropy`). The
+    far points come from :func:`snmech.robust.margins.far_samples` (Note [Far
+    margins]); the training loop passes their flags per minibatch
+    (``train_classifier(..., per_sample=far)``).
+
+    Args:
+        head: the model's last ``nn.Linear`` (a reference, not a submodule).
+        margin: the radius asked of every point (>= 0).
+        far_margin: the radius asked of far points (> ``margin``).
+        far_weight: ``w >= 0``.
+        temperature: ``T > 0``.
+    """
+
+    def __init__(
+        self,
+        head: nn.Linear,
+        margin: float = 0.6,
+        far_margin: float = 1.2,
+        far_weight: float = 0.5,
+        temperature: float = 10.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(head, nn.Linear):
+            raise TypeError(f"head must be nn.Linear, got {type(head).__name__}")
+        if not 0 <= margin < far_margin or far_weight < 0:
+            raise ValueError(
+                "need 0 <= margin < far_margin and far_weight >= 0, "
+                f"got {margin}, {far_margin}, {far_weight}"
+            )
+        self._head = (head,)
+        self.margin = float(margin)
+        self.far_margin = float(far_margin)
+        self.far_weight = float(far_weight)
+        self.temperature = float(temperature)
+
+    def forward(
+        self, logits: torch.Tensor, target: torch.Tensor, far: torch.Tensor
+    ) -> torch.Tensor:
+        """The mean loss of ``logits`` ``(B, K)``; ``far`` ``(B,)`` bool flags the far points."""
+        if far.shape != target.shape or far.dtype != torch.bool:
+            raise ValueError(f"far must be a bool tensor of shape {tuple(target.shape)}")
+        weight = self._head[0].weight
+        base = functional.pairwise_margin_cross_entropy(
+            logits, target, weight, margin=self.margin, temperature=self.temperature
+        )
+        if self.far_weight == 0:
+            return base
+        margins = torch.where(far, self.far_margin, self.margin).to(logits.dtype)
+        extra = functional.pairwise_margin_cross_entropy(
+            logits, target, weight, margin=margins, temperature=self.temperature
+        )
+        return base + self.far_weight * extra
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return (
+            f"margin={self.margin}, far_margin={self.far_margin}, "
+            f"far_weight={self.far_weight}, temperature={self.temperature}"
+        )
+
+
 class HingeKantorovich(nn.Module):
     """:func:`snmech.robust.functional.hinge_kantorovich` with stored ``margin``, ``alpha``."""
 

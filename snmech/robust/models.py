@@ -12,7 +12,7 @@ from torch.nn.utils import parametrize
 
 from snmech.robust._orthogonal import orthogonal_norm
 from snmech.robust._rows import unit_row_norm
-from snmech.spectral import GroupSort, MaxMin, spectral_norm
+from snmech.spectral import ConvexPotentialLayer, GroupSort, MaxMin, spectral_norm
 
 Activation = Literal["groupsort", "maxmin", "relu"]
 _ACTIVATIONS = ("groupsort", "maxmin", "relu")
@@ -81,6 +81,47 @@ def lipschitz_mlp(
     return nn.Sequential(*layers)
 
 
+def convex_potential_mlp(
+    in_features: int = 64,
+    depth: int = 8,
+    width: int = 192,
+    n_classes: int = 10,
+    *,
+    normalized: bool = True,
+) -> nn.Sequential:
+    """A deep 1-Lipschitz MLP of convex potential layers and a unit-row head.
+
+    ``Flatten``, ``depth`` :class:`snmech.spectral.ConvexPotentialLayer` (each
+    ``x - 2 / ||W||^2 W^T ReLU(W x + b)`` with ``W`` of ``width x in_features``,
+    1-Lipschitz by Note [Convex potential layer]) and a ``Linear`` head with
+    unit-norm rows (Note [Unit-row head]), certified by the pairwise bound of
+    :func:`snmech.robust.certify`. The features keep the input's size; depth
+    buys the expressiveness that width does not in a one-layer orthogonal MLP.
+
+    Args:
+        in_features: input size; inputs ``(B, *s)`` with ``prod(s) == in_features``.
+        depth: number of convex potential layers (>= 1).
+        width: rows of each layer's ``W`` (>= 1).
+        n_classes: number of logits.
+        normalized: ``False`` gives the head plain weights (what a model file is
+            loaded into); the convex potential layers are the same either way.
+
+    Returns:
+        An ``nn.Sequential`` that :func:`snmech.spectral.lipschitz_bound` certifies.
+    """
+    if in_features < 1:
+        raise ValueError(f"in_features must be >= 1, got {in_features}")
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+    if depth < 1 or width < 1:
+        raise ValueError(f"depth and width must be >= 1, got {depth}, {width}")
+    layers: list[nn.Module] = [nn.Flatten()]
+    layers += [ConvexPotentialLayer(in_features, width) for _ in range(depth)]
+    head = nn.Linear(in_features, n_classes)
+    layers.append(unit_row_norm(head) if normalized else head)
+    return nn.Sequential(*layers)
+
+
 def lipschitz_cnn(
     input_shape: tuple[int, int, int] = (1, 8, 8),
     channels: tuple[int, ...] | list[int] = (32, 64),
@@ -138,8 +179,13 @@ def plain_mlp(
 
 
 def build_model(kind: str, **architecture: Any) -> nn.Sequential:
-    """Build a model by kind name (``"mlp"``, ``"cnn"``, ``"plain_mlp"``), as model files do."""
-    builders = {"mlp": lipschitz_mlp, "cnn": lipschitz_cnn, "plain_mlp": plain_mlp}
+    """Build a model by kind (``"cpl"``, ``"mlp"``, ``"cnn"``, ``"plain_mlp"``) like model files."""
+    builders = {
+        "cpl": convex_potential_mlp,
+        "mlp": lipschitz_mlp,
+        "cnn": lipschitz_cnn,
+        "plain_mlp": plain_mlp,
+    }
     if kind not in builders:
         raise ValueError(f"model kind must be one of {sorted(builders)}, got {kind!r}")
     return builders[kind](**architecture)  # type: ignore[operator,no-any-return]

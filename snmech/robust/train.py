@@ -30,7 +30,7 @@ def train_classifier(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    loss_fn: Callable[..., torch.Tensor],
     *,
     epochs: int = 150,
     batch_size: int = 128,
@@ -38,6 +38,7 @@ def train_classifier(
     seed: int = 0,
     device: torch.device | str | None = None,
     penalty: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+    per_sample: torch.Tensor | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with Adam, cosine-annealed from ``lr`` to 0 over all steps.
 
@@ -45,7 +46,8 @@ def train_classifier(
         model: the classifier; moved to ``device``.
         x: ``(N, *s)`` training inputs.
         y: ``(N,)`` labels.
-        loss_fn: ``loss_fn(logits, y) -> scalar``.
+        loss_fn: ``loss_fn(logits, y) -> scalar``, or ``loss_fn(logits, y, s)`` with
+            ``per_sample``.
         epochs: passes over the data (>= 1).
         batch_size: minibatch size (>= 1).
         lr: initial learning rate (> 0).
@@ -53,6 +55,9 @@ def train_classifier(
         device: where to train; default: the model's device.
         penalty: ``penalty(model, x_batch) -> scalar`` added to the loss of each
             minibatch (e.g. the SE gate's L1 term, :func:`snmech.robust.se.gate_l1`).
+        per_sample: ``(N, ...)`` data the loss needs per training point (e.g. the far
+            flags of :class:`snmech.robust.losses.FarMarginCrossEntropy`); its
+            minibatch rows are passed as the loss's third argument.
 
     Returns:
         A :class:`TrainResult`. The model is left in eval mode.
@@ -63,9 +68,13 @@ def train_classifier(
         )
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"x and y must be non-empty with equal lengths, got {len(x)} and {len(y)}")
+    if per_sample is not None and len(per_sample) != len(x):
+        raise ValueError(f"per_sample must have {len(x)} rows, got {len(per_sample)}")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(dev).train()
     x, y = x.to(dev), y.to(dev)
+    if per_sample is not None:
+        per_sample = per_sample.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n_steps = epochs * math.ceil(len(x) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps)
@@ -77,7 +86,10 @@ def train_classifier(
         total = torch.zeros((), device=dev)
         for i in range(0, len(x), batch_size):
             idx = perm[i : i + batch_size]
-            loss = loss_fn(model(x[idx]), y[idx])
+            if per_sample is None:
+                loss = loss_fn(model(x[idx]), y[idx])
+            else:
+                loss = loss_fn(model(x[idx]), y[idx], per_sample[idx])
             if penalty is not None:
                 loss = loss + penalty(model, x[idx])
             opt.zero_grad(set_to_none=True)

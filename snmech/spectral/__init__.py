@@ -1,7 +1,8 @@
 """The normalization core of snmech.
 
 Power iteration, exact and certified operator norms, the ``spectral_norm``
-parametrization, whole-network certificates and empirical lower bounds.
+parametrization, 1-Lipschitz layers (GroupSort, MaxMin, the convex potential
+layer), whole-network certificates and empirical lower bounds.
 
 Typical use::
 
@@ -15,6 +16,7 @@ Typical use::
 from snmech.spectral._norms import operator_norm
 from snmech.spectral._power import power_iteration
 from snmech.spectral.certificate import Certificate, LayerFactor, lipschitz_bound
+from snmech.spectral.convex_potential import ConvexPotentialLayer
 from snmech.spectral.finalize import finalize
 from snmech.spectral.layers import GroupSort, MaxMin, Residual
 from snmech.spectral.lower_bound import lipschitz_lower_bound
@@ -28,6 +30,7 @@ from snmech.spectral.penalty import layer_norms, spectral_penalty
 
 __all__ = [
     "Certificate",
+    "ConvexPotentialLayer",
     "GroupSort",
     "LayerFactor",
     "MaxMin",

@@ -1,0 +1,274 @@
+"""Convex potential layers, far margins and the deep certified classifier built from them."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from snmech.robust import (
+    FarMarginCrossEntropy,
+    PairwiseMarginCrossEntropy,
+    certify,
+    convex_potential_mlp,
+    export,
+    far_samples,
+    load_digits_split,
+    nearest_other_class,
+    pairwise_margin_cross_entropy,
+    pgd,
+    train_classifier,
+)
+from snmech.robust import margins as margins_module
+from snmech.robust.model_file import load_classifier, save_classifier
+from snmech.spectral import ConvexPotentialLayer, lipschitz_bound, lipschitz_lower_bound
+
+SHAPE = (1, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits_split()
+
+
+@pytest.fixture(scope="module")
+def far(digits):
+    return far_samples(digits.x_train, digits.y_train, margin=0.6, far_margin=1.2)
+
+
+@pytest.fixture(scope="module")
+def trained(digits, far):
+    torch.manual_seed(0)
+    model = convex_potential_mlp(64, depth=4, width=64)
+    loss = FarMarginCrossEntropy(model[-1], 0.6, 1.2, 0.5)
+    train_classifier(
+        model, digits.x_train, digits.y_train, loss, epochs=15, lr=2e-2, per_sample=far
+    )
+    return model
+
+
+def _reference(layer: ConvexPotentialLayer, x: torch.Tensor) -> torch.Tensor:
+    """x - 2 / sigma^2 W^T relu(W x + b) in float64 with sigma from an SVD."""
+    w, b = layer.weight.detach().double(), layer.bias.detach().double()
+    sigma = torch.linalg.svdvals(w)[0]
+    return x.double() - (2.0 / sigma**2) * torch.relu(x.double() @ w.t() + b) @ w
+
+
+def test_eval_forward_is_the_formula_with_the_exact_norm():
+    torch.manual_seed(1)
+    layer = ConvexPotentialLayer(24, 40).eval()
+    with torch.no_grad():
+        layer.bias.normal_()
+    x = torch.randn(50, 24)
+    with torch.no_grad():
+        out = layer(x)
+    assert torch.allclose(out.double(), _reference(layer, x), rtol=1e-5, atol=1e-5)
+    # inputs of any leading shape
+    assert torch.equal(layer(x.reshape(5, 10, 24)).reshape(50, 24), out)
+
+
+@pytest.mark.parametrize("hidden", [16, 40])
+def test_jacobian_norm_never_exceeds_one(hidden):
+    torch.manual_seed(2)
+    layer = ConvexPotentialLayer(24, hidden).double().eval()
+    with torch.no_grad():
+        layer.bias.normal_(std=0.5)
+    x = torch.randn(200, 24, dtype=torch.float64)
+    jac = torch.func.vmap(torch.func.jacrev(layer))(x)  # (200, 24, 24)
+    norms = torch.linalg.matrix_norm(jac, ord=2)
+    assert norms.max() <= 1.0 + 1e-12
+    assert norms.max() >= 1.0 - 1e-12  # the identity path: some direction keeps its length
+    assert layer.lipschitz_factor() == pytest.approx(1.0, abs=1e-11)
+    assert lipschitz_lower_bound(layer, x[:8]) <= layer.lipschitz_factor() * (1 + 1e-9)
+
+
+class _Stepped(ConvexPotentialLayer):
+    """A layer whose eval step is set by hand (to check the factor formula beyond 2 / s)."""
+
+    def __init__(self, features, hidden, step):
+        super().__init__(features, hidden)
+        self._step = step
+
+    def _eval_scale(self):
+        return self._step
+
+
+def test_factor_formula_is_attained_when_every_unit_is_active():
+    torch.manual_seed(3)
+    base = ConvexPotentialLayer(6, 10)
+    s = float(torch.linalg.svdvals(base.weight.detach().double())[0] ** 2)
+    layer = _Stepped(6, 10, 3.0 / s).double().eval()  # h s = 3: factor 2
+    with torch.no_grad():
+        layer.weight.copy_(base.weight)
+        layer.bias.fill_(100.0)  # every ReLU active near 0: Jacobian I - h W^T W
+    jac = torch.func.jacrev(layer)(torch.zeros(6, dtype=torch.float64)).detach()
+    assert float(torch.linalg.matrix_norm(jac, ord=2)) == pytest.approx(2.0, rel=1e-9)
+    assert layer.lipschitz_factor() == pytest.approx(2.0, rel=1e-9)
+
+
+def test_eval_step_follows_the_weight_and_the_training_estimate_converges():
+    torch.manual_seed(4)
+    layer = ConvexPotentialLayer(8, 20)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    step0 = layer.eval_step().clone()
+    layer(torch.randn(4, 8)).sum().backward()
+    opt.step()
+    step1 = layer.eval_step()
+    assert not torch.equal(step0, step1)
+    assert float(step1) * float(layer.certified_sq_norm()) <= 2.0  # rounded down
+    with torch.no_grad():
+        for _ in range(30):  # the warm power iteration converges on a fixed weight
+            train_step = layer._training_step()
+    assert float(train_step) == pytest.approx(float(step1), rel=1e-5)
+    assert layer.double().eval_step().dtype == torch.float64  # .double() drops the cache
+    fresh = ConvexPotentialLayer(8, 20)
+    fresh.load_state_dict(layer.float().state_dict())
+    assert torch.equal(fresh.eval_step(), layer.eval_step())
+
+
+def test_export_is_exact_and_features_are_one_lipschitz(trained, digits):
+    exported = export(trained)
+    x = digits.x_test
+    with torch.no_grad():
+        assert torch.equal(trained.eval()(x), exported(x))
+    assert lipschitz_bound(exported[:-1]).value == pytest.approx(1.0, abs=1e-9)
+    res = certify(exported, x, digits.y_test)
+    assert res.pairwise is not None and res.accuracy(0.0) > 0.8
+
+
+def test_model_file_round_trip(trained, digits, tmp_path):
+    path = save_classifier(
+        trained,
+        tmp_path / "cpl.safetensors",
+        kind="cpl",
+        architecture={"in_features": 64, "depth": 4, "width": 64, "n_classes": 10},
+        input_shape=SHAPE,
+    )
+    loaded, meta = load_classifier(path)
+    with torch.no_grad():
+        assert torch.equal(loaded(digits.x_test), trained.eval()(digits.x_test))
+    assert meta["kind"] == "cpl"
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_pgd_never_breaks_a_cpl_radius(trained, digits, norm):
+    model = export(trained)
+    res = certify(model, digits.x_test, digits.y_test)
+    keep = res.correct & (res.radii > 1e-3)
+    x, y, r = digits.x_test[keep], digits.y_test[keep], res.radii[keep].float()
+    eps = 0.999 * r if norm == "l2" else 0.999 * r / math.sqrt(64)
+    adv = pgd(model, x, y, eps, norm=norm, steps=50, restarts=3)
+    with torch.no_grad():
+        assert (model(adv).argmax(1) == y).all()
+    adv = pgd(model, x, y, 2.0 * r + 0.2, norm="l2", steps=50, restarts=1)
+    with torch.no_grad():
+        assert (model(adv).argmax(1) != y).double().mean() > 0.5
+
+
+def test_nearest_other_class_and_far_samples_match_a_loop(monkeypatch):
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(60, 1, 2, 3, generator=g) * 3
+    y = torch.randint(0, 3, (60,), generator=g)
+    flat = x.flatten(1).double()
+    ref = torch.tensor(
+        [
+            min(float((flat[i] - flat[j]).norm()) for j in range(60) if y[j] != y[i])
+            for i in range(60)
+        ],
+        dtype=torch.float64,
+    )
+    assert torch.allclose(nearest_other_class(x, y), ref, rtol=1e-12)
+    monkeypatch.setattr(margins_module, "_CHUNK", 7)  # the chunked path gives the same
+    assert torch.allclose(nearest_other_class(x, y), ref, rtol=1e-12)
+    flags = far_samples(x, y, margin=0.2, far_margin=0.3, radius=0.3, share=0.4)
+    for i in range(60):
+        same = y == y[i]
+        share = float((ref[same] > 0.6).double().mean())
+        assert bool(flags[i]) == (share >= 0.4 and float(ref[i]) > 0.5)
+
+
+def test_far_samples_on_digits_pick_the_well_separated_classes(digits, far):
+    # Note [Far margins]: classes 0, 2, 4, 6, 7 have >= 30 % of points beyond 2.0
+    classes = sorted(set(digits.y_train[far].tolist()))
+    assert classes == [0, 2, 4, 6, 7]
+    assert 0.2 < float(far.double().mean()) < 0.5
+
+
+def test_far_margin_loss_reduces_to_the_pairwise_loss():
+    torch.manual_seed(6)
+    head = nn.Linear(5, 4)
+    logits, y = torch.randn(9, 4), torch.randint(0, 4, (9,))
+    none = torch.zeros(9, dtype=torch.bool)
+    pce = PairwiseMarginCrossEntropy(head, 0.6)(logits, y)
+    assert torch.allclose(FarMarginCrossEntropy(head, 0.6, 1.2, 0.0)(logits, y, none), pce)
+    assert torch.allclose(FarMarginCrossEntropy(head, 0.6, 1.2, 0.5)(logits, y, none), 1.5 * pce)
+    every = torch.ones(9, dtype=torch.bool)
+    big = PairwiseMarginCrossEntropy(head, 1.2)(logits, y)
+    got = FarMarginCrossEntropy(head, 0.6, 1.2, 0.5)(logits, y, every)
+    assert torch.allclose(got, pce + 0.5 * big)
+    per = torch.full((9,), 0.6)
+    assert torch.allclose(pairwise_margin_cross_entropy(logits, y, head.weight, margin=per), pce)
+
+
+def test_bad_input_is_refused(trained, digits):
+    layer = ConvexPotentialLayer(8, 4)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 8\)"):
+        layer(torch.zeros(3, 7))
+    with pytest.raises(ValueError, match=">= 1"):
+        ConvexPotentialLayer(0, 4)
+    with pytest.raises(ValueError, match="n_power_iterations"):
+        ConvexPotentialLayer(8, 4, n_power_iterations=0)
+    with torch.no_grad():
+        layer.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        lipschitz_bound(nn.Sequential(layer))
+    head = nn.Linear(4, 3)
+    with pytest.raises(ValueError, match="far_margin"):
+        FarMarginCrossEntropy(head, 0.6, 0.5)
+    with pytest.raises(ValueError, match="bool"):
+        FarMarginCrossEntropy(head)(
+            torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), torch.zeros(2)
+        )
+    with pytest.raises(ValueError, match="per-sample margins"):
+        pairwise_margin_cross_entropy(
+            torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), head.weight, margin=torch.ones(3)
+        )
+    with pytest.raises(ValueError, match="margin < far_margin"):
+        far_samples(digits.x_train, digits.y_train, margin=1.0, far_margin=1.0)
+    with pytest.raises(ValueError, match="per_sample"):
+        train_classifier(
+            trained,
+            digits.x_train,
+            digits.y_train,
+            lambda z, y, s: z.sum(),
+            epochs=1,
+            per_sample=torch.zeros(3),
+        )
+    with pytest.raises(ValueError, match="depth and width"):
+        convex_potential_mlp(64, depth=0)
+
+
+@pytest.mark.cuda
+def test_cpl_model_trains_and_certifies_on_cuda(digits, far):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    torch.manual_seed(0)
+    model = convex_potential_mlp(64, depth=2, width=32).cuda()
+    loss = FarMarginCrossEntropy(model[-1])
+    train_classifier(
+        model,
+        digits.x_train,
+        digits.y_train,
+        loss,
+        epochs=2,
+        lr=2e-2,
+        per_sample=far,
+        device="cuda",
+    )
+    exported = export(model)
+    x, y = digits.x_test.cuda(), digits.y_test.cuda()
+    with torch.no_grad():
+        assert torch.equal(model(x), exported(x))
+    res = certify(exported, x, y)
+    assert res.radii.device.type == "cuda"
+    assert exported[1].eval_step().device.type == "cuda"
