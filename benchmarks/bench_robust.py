@@ -43,11 +43,17 @@ SHAPE = (1, 8, 8)
 
 
 def run_plain(data, epochs):
-    torch.manual_seed(0)
-    model = plain_mlp(64, (256, 256), 10)
-    res = train_classifier(
-        model, data.x_train, data.y_train, torch.nn.functional.cross_entropy, epochs=epochs
-    )
+    # twice, keeping the faster: the first training in a process pays one-off
+    # start-up costs that would flatter every ratio to it
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = plain_mlp(64, (256, 256), 10)
+        res = train_classifier(
+            model, data.x_train, data.y_train, torch.nn.functional.cross_entropy, epochs=epochs
+        )
+        runs.append((model, res))
+    model, res = min(runs, key=lambda r: r[1].cpu_seconds)
     return model, res, export(model)
 
 
@@ -75,13 +81,19 @@ def main(argv: list[str] | None = None) -> None:
     data = load_digits_split()
     runs = {"plain MLP 64-256-256-10, CE (lr 1e-3)": lambda: run_plain(data, args.epochs)}
     default = DigitsRecipe(epochs=args.epochs)
-    for m in (default.margin, 0.8, 1.0):
-        r = replace(default, margin=m)
-        tag = " (default)" if m == default.margin else ""
-        runs[f"snmech MLP 64-512-10 MaxMin, unit-row head, pair CE m={m}{tag}"] = lambda r=r: (
-            run_snmech(data, r)
+    cpl = f"snmech CPL {default.depth}x{default.width}, unit-row head"
+    runs[f"{cpl}, far margins m={default.margin}/{default.far_margin} (default)"] = lambda: (
+        run_snmech(data, default)
+    )
+    one = replace(default, far_weight=0.0)
+    runs[f"{cpl}, pair CE m={default.margin}"] = lambda: run_snmech(data, one)
+    mlp = replace(default, model="mlp", lr=1e-2, far_weight=0.0)
+    for m in (0.6, 0.8, 1.0):
+        r = replace(mlp, margin=m)
+        runs[f"snmech MLP 64-512-10 MaxMin, unit-row head, pair CE m={m}"] = lambda r=r: run_snmech(
+            data, r
         )
-    old = replace(default, activation="groupsort", head="orthogonal", margin=0.7)
+    old = replace(mlp, activation="groupsort", head="orthogonal", margin=0.7)
     runs["snmech MLP 64-512-10 GS, orthogonal head, margin CE m=0.7"] = lambda: run_snmech(
         data, old
     )
@@ -146,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
         "robust.json",
         {
             "protocol": "load_digits/16, test 0.2 rs 0 stratified; Adam cosine bs 128 seed 0;"
-            " PGD-l2 50 steps 5 restarts box [0,1]; lr 1e-2 for snmech models, 1e-3 otherwise",
+            " PGD-l2 50 steps 5 restarts box [0,1]; lr 2e-2 for snmech CPL, 1e-2 for snmech"
+            " MLP/CNN, 1e-3 otherwise; plain MLP CPU time: the faster of two runs",
             "certificate": "certified: pairwise radii (never below global);"
             " certified_global: margin / (sqrt(2) L)",
             "epochs": args.epochs,

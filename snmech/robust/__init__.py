@@ -23,6 +23,7 @@ from snmech.robust.clutter import ClutterData, ClutterSpec, clutter_cnn, make_cl
 from snmech.robust.data import DigitsSplit, load_digits_split, validate_images
 from snmech.robust.evaluate import RobustnessReport, evaluate_robustness
 from snmech.robust.functional import (
+    far_margin_cross_entropy,
     hinge_kantorovich,
     logit_margin,
     margin_cross_entropy,
@@ -70,6 +71,7 @@ __all__ = [
     "evaluate_robustness",
     "excitation_l1",
     "export",
+    "far_margin_cross_entropy",
     "far_samples",
     "fgsm",
     "gate_l1",

@@ -88,10 +88,75 @@ def pairwise_margin_cross_entropy(
         raise ValueError(
             f"head_weight must be ({logits.shape[1]}, F), got {tuple(head_weight.shape)}"
         )
+    rival = head_row_distances(head_weight)[target]
+    return _offset_cross_entropy(logits, target, margin * rival, temperature)
+
+
+def far_margin_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    head_weight: torch.Tensor,
+    far: torch.Tensor,
+    *,
+    margin: float = 0.6,
+    far_margin: float = 1.2,
+    far_weight: float = 0.5,
+    temperature: float = 10.0,
+) -> torch.Tensor:
+    r"""Pairwise margin cross-entropy plus a weighted term with larger margins at far points.
+
+    .. math:: \ell = \mathrm{PCE}_m + w\, \mathrm{PCE}_{m_i},
+        \qquad m_i = m_{far} \text{ at far points, } m \text{ elsewhere}
+
+    (PCE: :func:`pairwise_margin_cross_entropy`). The far points come from
+    :func:`snmech.robust.margins.far_samples` (Note [Far margins]).
+
+    Args:
+        logits: ``(B, K)``.
+        target: ``(B,)`` class indices.
+        head_weight: ``(K, F)`` the weight the head applies.
+        far: ``(B,)`` bool, the far points of the batch.
+        margin: the radius asked of every point (>= 0).
+        far_margin: the radius asked of far points (> ``margin``).
+        far_weight: ``w >= 0``.
+        temperature: ``T > 0``.
+
+    Returns:
+        The mean loss (scalar).
+    """
+    if far.shape != target.shape or far.dtype != torch.bool:
+        raise ValueError(f"far must be a bool tensor of shape {tuple(target.shape)}")
+    if not 0 <= margin < far_margin or far_weight < 0:
+        raise ValueError(
+            "need 0 <= margin < far_margin and far_weight >= 0, "
+            f"got {margin}, {far_margin}, {far_weight}"
+        )
+    base = pairwise_margin_cross_entropy(
+        logits, target, head_weight, margin=margin, temperature=temperature
+    )
+    if far_weight == 0:
+        return base
+    # the same row distances again: a (K, K) matrix, cheap next to the network
+    margins = torch.where(far, far_margin, margin).to(logits.dtype)
+    extra = pairwise_margin_cross_entropy(
+        logits, target, head_weight, margin=margins, temperature=temperature
+    )
+    return base + far_weight * extra
+
+
+def head_row_distances(head_weight: torch.Tensor) -> torch.Tensor:
+    """``(K, K)`` distances ``||w_i - w_j||`` between head rows, with a finite gradient at 0."""
     diff = head_weight[:, None, :] - head_weight[None, :, :]
     # sqrt of a clamped sum of squares: the diagonal (0) keeps a finite gradient
-    pair = diff.pow(2).sum(dim=-1).clamp_min(1e-12).sqrt()
-    offset = margin * pair[target] * (1.0 - F.one_hot(target, logits.shape[1]).to(logits.dtype))
+    return diff.pow(2).sum(dim=-1).clamp_min(1e-12).sqrt()
+
+
+def _offset_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, offset: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """``CE(T (z + offset), y) / T`` with the target's own offset ignored."""
+    # the target column's offset (the clamped diagonal) cancels under a mask
+    offset = offset.masked_fill(F.one_hot(target, logits.shape[1]).bool(), 0.0)
     return F.cross_entropy(temperature * (logits + offset), target) / temperature
 
 

@@ -59,21 +59,17 @@ class PairwiseMarginCrossEntropy(nn.Module):
 
 
 class FarMarginCrossEntropy(nn.Module):
-    r"""Pairwise margin cross-entropy plus a weighted term with larger margins at far points.
+    """:func:`snmech.robust.functional.far_margin_cross_entropy` for a given head.
 
-    .. math:: \ell = \mathrm{PCE}_m + w\, \mathrm{PCE}_{m_i},
-        \qquad m_i = m_{far} \text{ at far points, } m \text{ elsewhere}
-
-    (PCE: :func:`snmech.robust.functional.pairwise_margin_cross_entropy`). The
-    far points come from :func:`snmech.robust.margins.far_samples` (Note [Far
-    margins]); the training loop passes their flags per minibatch
-    (``train_classifier(..., per_sample=far)``).
+    The training loop passes the far flags of each minibatch as the third
+    argument (``train_classifier(..., per_sample=far)``, far from
+    :func:`snmech.robust.margins.far_samples`).
 
     Args:
         head: the model's last ``nn.Linear`` (a reference, not a submodule).
         margin: the radius asked of every point (>= 0).
         far_margin: the radius asked of far points (> ``margin``).
-        far_weight: ``w >= 0``.
+        far_weight: weight of the far term (>= 0).
         temperature: ``T > 0``.
     """
 
@@ -103,19 +99,16 @@ class FarMarginCrossEntropy(nn.Module):
         self, logits: torch.Tensor, target: torch.Tensor, far: torch.Tensor
     ) -> torch.Tensor:
         """The mean loss of ``logits`` ``(B, K)``; ``far`` ``(B,)`` bool flags the far points."""
-        if far.shape != target.shape or far.dtype != torch.bool:
-            raise ValueError(f"far must be a bool tensor of shape {tuple(target.shape)}")
-        weight = self._head[0].weight
-        base = functional.pairwise_margin_cross_entropy(
-            logits, target, weight, margin=self.margin, temperature=self.temperature
+        return functional.far_margin_cross_entropy(
+            logits,
+            target,
+            self._head[0].weight,
+            far,
+            margin=self.margin,
+            far_margin=self.far_margin,
+            far_weight=self.far_weight,
+            temperature=self.temperature,
         )
-        if self.far_weight == 0:
-            return base
-        margins = torch.where(far, self.far_margin, self.margin).to(logits.dtype)
-        extra = functional.pairwise_margin_cross_entropy(
-            logits, target, weight, margin=margins, temperature=self.temperature
-        )
-        return base + self.far_weight * extra
 
     def extra_repr(self) -> str:  # noqa: D102
         return (

@@ -84,7 +84,7 @@ def lipschitz_mlp(
 def convex_potential_mlp(
     in_features: int = 64,
     depth: int = 8,
-    width: int = 192,
+    width: int = 128,
     n_classes: int = 10,
     *,
     normalized: bool = True,

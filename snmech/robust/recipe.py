@@ -1,7 +1,7 @@
 """The digits recipe shared by ``snmech robust train`` and the benchmark.
 
 Defaults were tuned on the ANCHORS.md protocol (README "Certified robustness"):
-eight convex potential layers of width 192 (Note [Convex potential layer]) and
+eight convex potential layers of width 128 (Note [Convex potential layer]) and
 a unit-row head certified by the pairwise bound (Note [Unit-row head]), trained
 with :class:`snmech.robust.losses.FarMarginCrossEntropy`: the pairwise margin
 cross-entropy at margin 0.6 for every point plus half of one at 1.2 for the far
@@ -46,7 +46,7 @@ class DigitsRecipe:
 
     model: Literal["cpl", "mlp"] = "cpl"
     depth: int = 8
-    width: int = 192
+    width: int = 128
     hidden: tuple[int, ...] = (512,)
     activation: str = "maxmin"
     orthogonal_iterations: int = 3

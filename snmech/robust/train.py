@@ -75,7 +75,8 @@ def train_classifier(
     x, y = x.to(dev), y.to(dev)
     if per_sample is not None:
         per_sample = per_sample.to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    # fused: one kernel for all parameters (deep stacks have many small tensors)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     n_steps = epochs * math.ceil(len(x) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps)
     gen = torch.Generator().manual_seed(seed)

@@ -83,18 +83,20 @@ class ConvexPotentialLayer(nn.Module):
                 f"ConvexPotentialLayer expects inputs (..., {self.features}), got {tuple(x.shape)}"
             )
         step = self._training_step() if self.training else self._eval_scale()
-        hidden = torch.relu(F.linear(x, self.weight, self.bias))
-        return x - hidden @ (step * self.weight)
+        flat = x.reshape(-1, self.features)
+        hidden = torch.relu(F.linear(flat, self.weight, self.bias))
+        return torch.addmm(flat, hidden, step * self.weight, alpha=-1.0).reshape(x.shape)
 
     def _training_step(self) -> torch.Tensor:
         w = self.weight
         with torch.no_grad():
             v = self._v
             for _ in range(self.n_power_iterations):
-                v = normalize(w.t() @ normalize(w @ v))
+                v = normalize(w.t() @ (w @ v))
             self._v.copy_(v)
         # ||W v||^2 with v fixed: the estimate of ||W||^2, differentiated through W
-        return 2.0 / (w @ self._v).pow(2).sum().clamp_min(1e-12)
+        wv = w @ v
+        return 2.0 / torch.dot(wv, wv).clamp_min(1e-12)
 
     def eval_step(self) -> torch.Tensor:
         """The step ``h = 2 / s`` of the eval forward, ``s`` the certified ``||W||^2``.
