@@ -478,14 +478,14 @@ def robust() -> None:
 @click.option(
     "--far-margin",
     type=float,
-    default=1.2,
+    default=1.0,
     show_default=True,
     help="radius asked of the far training points",
 )
 @click.option(
     "--far-weight",
     type=float,
-    default=0.5,
+    default=1.5,
     show_default=True,
     help="weight of the far term (0: one margin for all)",
 )

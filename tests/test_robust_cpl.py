@@ -33,14 +33,14 @@ def digits():
 
 @pytest.fixture(scope="module")
 def far(digits):
-    return far_samples(digits.x_train, digits.y_train, margin=0.6, far_margin=1.2)
+    return far_samples(digits.x_train, digits.y_train, margin=0.6, far_margin=1.0)
 
 
 @pytest.fixture(scope="module")
 def trained(digits, far):
     torch.manual_seed(0)
     model = convex_potential_mlp(64, depth=4, width=64)
-    loss = FarMarginCrossEntropy(model[-1], 0.6, 1.2, 0.5)
+    loss = FarMarginCrossEntropy(model[-1], 0.6, 1.0, 1.5)
     train_classifier(
         model, digits.x_train, digits.y_train, loss, epochs=15, lr=2e-2, per_sample=far
     )
@@ -191,7 +191,7 @@ def test_far_samples_on_digits_pick_the_well_separated_classes(digits, far):
     # Note [Far margins]: classes 0, 2, 4, 6, 7 have >= 30 % of points beyond 2.0
     classes = sorted(set(digits.y_train[far].tolist()))
     assert classes == [0, 2, 4, 6, 7]
-    assert 0.2 < float(far.double().mean()) < 0.5
+    assert 0.4 < float(far.double().mean()) < 0.55  # nearly all points of those classes
 
 
 def test_far_margin_loss_reduces_to_the_pairwise_loss():

@@ -82,14 +82,8 @@ def pairwise_margin_cross_entropy(
         margin = margin.to(logits.dtype)[:, None]
     else:
         _check(logits, target, margin)
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if head_weight.dim() != 2 or head_weight.shape[0] != logits.shape[1]:
-        raise ValueError(
-            f"head_weight must be ({logits.shape[1]}, F), got {tuple(head_weight.shape)}"
-        )
-    rival = head_row_distances(head_weight)[target]
-    return _offset_cross_entropy(logits, target, margin * rival, temperature)
+    rival = _rival_distances(logits, target, head_weight, temperature)
+    return F.cross_entropy(temperature * (logits + margin * rival), target) / temperature
 
 
 def far_margin_cross_entropy(
@@ -99,8 +93,8 @@ def far_margin_cross_entropy(
     far: torch.Tensor,
     *,
     margin: float = 0.6,
-    far_margin: float = 1.2,
-    far_weight: float = 0.5,
+    far_margin: float = 1.0,
+    far_weight: float = 1.5,
     temperature: float = 10.0,
 ) -> torch.Tensor:
     r"""Pairwise margin cross-entropy plus a weighted term with larger margins at far points.
@@ -136,7 +130,6 @@ def far_margin_cross_entropy(
     )
     if far_weight == 0:
         return base
-    # the same row distances again: a (K, K) matrix, cheap next to the network
     margins = torch.where(far, far_margin, margin).to(logits.dtype)
     extra = pairwise_margin_cross_entropy(
         logits, target, head_weight, margin=margins, temperature=temperature
@@ -151,13 +144,18 @@ def head_row_distances(head_weight: torch.Tensor) -> torch.Tensor:
     return diff.pow(2).sum(dim=-1).clamp_min(1e-12).sqrt()
 
 
-def _offset_cross_entropy(
-    logits: torch.Tensor, target: torch.Tensor, offset: torch.Tensor, temperature: float
+def _rival_distances(
+    logits: torch.Tensor, target: torch.Tensor, head_weight: torch.Tensor, temperature: float
 ) -> torch.Tensor:
-    """``CE(T (z + offset), y) / T`` with the target's own offset ignored."""
-    # the target column's offset (the clamped diagonal) cancels under a mask
-    offset = offset.masked_fill(F.one_hot(target, logits.shape[1]).bool(), 0.0)
-    return F.cross_entropy(temperature * (logits + offset), target) / temperature
+    """``(B, K)``: ``||w_y - w_j||`` for each rival ``j`` of each target ``y``, 0 at ``j = y``."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if head_weight.dim() != 2 or head_weight.shape[0] != logits.shape[1]:
+        raise ValueError(
+            f"head_weight must be ({logits.shape[1]}, F), got {tuple(head_weight.shape)}"
+        )
+    rival = head_row_distances(head_weight)[target]
+    return rival.masked_fill(F.one_hot(target, logits.shape[1]).bool(), 0.0)
 
 
 def hinge_kantorovich(

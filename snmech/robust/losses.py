@@ -77,8 +77,8 @@ class FarMarginCrossEntropy(nn.Module):
         self,
         head: nn.Linear,
         margin: float = 0.6,
-        far_margin: float = 1.2,
-        far_weight: float = 0.5,
+        far_margin: float = 1.0,
+        far_weight: float = 1.5,
         temperature: float = 10.0,
     ) -> None:
         super().__init__()

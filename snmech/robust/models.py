@@ -197,7 +197,9 @@ def export(model: nn.Module) -> nn.Module:
 
     The plain weights are exactly those the eval-mode network applies, so the
     export computes bit-for-bit the same outputs as ``model.eval()``; nothing is
-    rescaled. Its certificate comes from :func:`snmech.spectral.lipschitz_bound`
+    rescaled. Convex potential layers have no parametrization and are copied:
+    in eval mode they already apply their exact step (Note [Exact step in eval
+    mode]). Its certificate comes from :func:`snmech.spectral.lipschitz_bound`
     on these weights (exact norms, whatever the training estimate said).
 
     Note [Export by replacement]

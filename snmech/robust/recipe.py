@@ -4,7 +4,7 @@ Defaults were tuned on the ANCHORS.md protocol (README "Certified robustness"):
 eight convex potential layers of width 128 (Note [Convex potential layer]) and
 a unit-row head certified by the pairwise bound (Note [Unit-row head]), trained
 with :class:`snmech.robust.losses.FarMarginCrossEntropy`: the pairwise margin
-cross-entropy at margin 0.6 for every point plus half of one at 1.2 for the far
+cross-entropy at margin 0.6 for every point plus 1.5 times one at 1.0 for the far
 points of Note [Far margins]; temperature 10, Adam at lr 2e-2 (the protocol
 says 1e-3; we use and report 2e-2), cosine, 150 epochs, batch 128.
 
@@ -52,8 +52,8 @@ class DigitsRecipe:
     orthogonal_iterations: int = 3
     head: str = "rows"
     margin: float = 0.6
-    far_margin: float = 1.2
-    far_weight: float = 0.5
+    far_margin: float = 1.0
+    far_weight: float = 1.5
     far_radius: float = 1.0
     far_share: float = 0.3
     temperature: float = 10.0
