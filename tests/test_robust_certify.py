@@ -7,11 +7,14 @@ import torch
 from torch import nn
 
 from snmech.robust import (
+    FarMarginCrossEntropy,
     PairwiseMarginCrossEntropy,
     certified_accuracy,
     certified_radii,
     certify,
+    convex_potential_mlp,
     export,
+    far_samples,
     fgsm,
     hinge_kantorovich,
     lipschitz_cnn,
@@ -57,6 +60,19 @@ def trained_rows(digits):
     return model
 
 
+@pytest.fixture(scope="module")
+def trained_cpl(digits):
+    # convex potential layers + far margins: the default's kind, small
+    torch.manual_seed(0)
+    model = convex_potential_mlp(64, depth=4, width=64)
+    far = far_samples(digits.x_train, digits.y_train, margin=0.6, far_margin=1.0)
+    loss = FarMarginCrossEntropy(model[-1], 0.6, 1.0, 1.5)
+    train_classifier(
+        model, digits.x_train, digits.y_train, loss, epochs=15, lr=2e-2, per_sample=far
+    )
+    return model
+
+
 def test_export_reproduces_trained_outputs_exactly(trained, digits):
     exported = export(trained)
     x = digits.x_test
@@ -88,8 +104,9 @@ def test_pgd_never_breaks_a_certified_radius(trained, digits, norm):
 
 
 @pytest.mark.parametrize("norm", ["l2", "linf"])
-def test_pgd_never_breaks_a_pairwise_radius(trained_rows, digits, norm):
-    model = export(trained_rows)
+@pytest.mark.parametrize("which", ["trained_rows", "trained_cpl"])
+def test_pgd_never_breaks_a_pairwise_radius(which, digits, norm, request):
+    model = export(request.getfixturevalue(which))
     res = certify(model, digits.x_test, digits.y_test)
     assert res.pairwise is not None
     glob = certify(model, digits.x_test, digits.y_test, pairwise=False)
