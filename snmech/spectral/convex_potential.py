@@ -13,8 +13,8 @@ Note [Convex potential layer]
     exactly 1 when ``h <= 2 / ||W||^2``. Unlike an orthogonal layer it needs
     no orthogonalization, only ``||W||``; unlike a spectrally normalized
     ``Linear`` it keeps the identity path, so deep stacks keep the gradient
-    (Lipschitz MLPs of 8-16 such layers train where Björck-orthogonal stacks of
-    the same depth do not).
+    (on digits, 4-16 such layers train with the recipe under which MaxMin MLPs
+    with two to four Björck-orthogonal hidden layers reached 17-74 % clean).
 
 Note [Exact step in eval mode]
     Training divides by a warm power-iteration estimate of ``||W||^2`` (one step
