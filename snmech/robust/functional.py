@@ -125,16 +125,19 @@ def far_margin_cross_entropy(
             "need 0 <= margin < far_margin and far_weight >= 0, "
             f"got {margin}, {far_margin}, {far_weight}"
         )
-    base = pairwise_margin_cross_entropy(
-        logits, target, head_weight, margin=margin, temperature=temperature
-    )
     if far_weight == 0:
-        return base
-    margins = torch.where(far, far_margin, margin).to(logits.dtype)
-    extra = pairwise_margin_cross_entropy(
-        logits, target, head_weight, margin=margins, temperature=temperature
-    )
-    return base + far_weight * extra
+        return pairwise_margin_cross_entropy(
+            logits, target, head_weight, margin=margin, temperature=temperature
+        )
+    _check(logits, target, margin)
+    # one set of row distances for both terms, offsets folded into the scaled
+    # logits: a deep network's step is bound by kernel count, not by this size
+    rival = _rival_distances(logits, target, head_weight, temperature)
+    scaled = temperature * logits
+    base = F.cross_entropy(torch.add(scaled, rival, alpha=temperature * margin), target)
+    offset = torch.where(far, temperature * far_margin, temperature * margin).to(logits.dtype)
+    extra = F.cross_entropy(torch.addcmul(scaled, offset[:, None], rival), target)
+    return (base + far_weight * extra) / temperature
 
 
 def head_row_distances(head_weight: torch.Tensor) -> torch.Tensor:
