@@ -485,9 +485,8 @@ def robust() -> None:
 @click.option(
     "--far-weight",
     type=float,
-    default=1.5,
-    show_default=True,
-    help="weight of the far term (0: one margin for all)",
+    default=None,
+    help="weight of the far term; default 1.5 for cpl, 0 (one margin for all) for mlp",
 )
 @click.option("--epochs", type=int, default=150, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -496,7 +495,7 @@ def robust_train(
     kind: str,
     margin: float,
     far_margin: float,
-    far_weight: float,
+    far_weight: float | None,
     epochs: int,
     seed: int,
 ) -> None:
@@ -505,7 +504,9 @@ def robust_train(
     from snmech.robust.model_file import save_classifier
     from snmech.robust.recipe import DigitsRecipe, recipe_summary, train_digits
 
-    lr = 2e-2 if kind == "cpl" else 1e-2
+    lr = 2e-2 if kind == "cpl" else 1e-2  # each model's tuned rate (README)
+    if far_weight is None:
+        far_weight = 1.5 if kind == "cpl" else 0.0
     recipe = DigitsRecipe(
         model=kind,  # type: ignore[arg-type]
         margin=margin,
