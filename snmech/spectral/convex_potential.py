@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snmech.spectral._norms import ROUNDING_RTOL
+from snmech.spectral._norms import ROUNDING_RTOL, operator_norm
 from snmech.spectral._power import normalize
 
 
@@ -118,30 +118,24 @@ class ConvexPotentialLayer(nn.Module):
         key = (id(w), w._version, w.data_ptr(), w.dtype, w.device)
         if self._eval_step is None or self._eval_key != key:
             exact = 2.0 / self.certified_sq_norm()
-            step = exact.to(w.dtype)
-            if step.double() > exact:  # round down: h s <= 2 holds for the stored step
+            step = torch.tensor(exact, dtype=w.dtype)
+            if float(step) > exact:  # round down: h s <= 2 holds for the stored step
                 step = torch.nextafter(step, torch.zeros_like(step))
             self._eval_step = float(step)
             self._eval_key = key
         return self._eval_step
 
-    @torch.no_grad()
-    def certified_sq_norm(self) -> torch.Tensor:
-        """``||W||_2^2`` in float64, inflated by Note [Rounding slack] (0-d tensor)."""
-        w = self.weight.detach().to(device="cpu", dtype=torch.float64)
-        if not torch.isfinite(w).all():
-            raise ValueError("ConvexPotentialLayer weight contains NaN or inf")
-        gram = w.t() @ w if w.shape[0] >= w.shape[1] else w @ w.t()
-        top = torch.linalg.eigvalsh(gram)[-1].clamp_min(0.0)
-        # eigvalsh of the Gram matrix: backward error ~ n eps ||W||^2, far below the slack
-        return top * (1.0 + ROUNDING_RTOL) ** 2
+    def certified_sq_norm(self) -> float:
+        """``||W||_2^2`` from :func:`snmech.spectral.operator_norm` (float64, with its slack).
 
-    @torch.no_grad()
+        Raises:
+            ValueError: the weight is not finite.
+        """
+        return operator_norm(self.weight) ** 2
+
     def lipschitz_factor(self, input_shape: tuple[int, ...] | None = None) -> float:
         """``max(1, h ||W||^2 - 1)``, ``h`` the eval-mode step (Note [Convex potential layer])."""
-        sq = self.certified_sq_norm()
-        step = self.eval_step().to(torch.float64).cpu()
-        return float(torch.clamp(step * sq - 1.0, min=1.0)) * (1.0 + ROUNDING_RTOL)
+        return max(1.0, self._eval_scale() * self.certified_sq_norm() - 1.0) * (1.0 + ROUNDING_RTOL)
 
     def extra_repr(self) -> str:  # noqa: D102
         return f"features={self.features}, hidden={self.hidden}"
