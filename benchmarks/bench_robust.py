@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     one = replace(default, far_weight=0.0)
     runs[f"{cpl}, pair CE m={default.margin}"] = lambda: run_snmech(data, one)
-    mlp = replace(default, model="mlp", lr=1e-2, far_weight=0.0)
+    mlp = DigitsRecipe.for_model("mlp", epochs=args.epochs)
     for m in (0.6, 0.8, 1.0):
         r = replace(mlp, margin=m)
         runs[f"snmech MLP 64-512-10 MaxMin, unit-row head, pair CE m={m}"] = lambda r=r: run_snmech(

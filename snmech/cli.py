@@ -504,17 +504,9 @@ def robust_train(
     from snmech.robust.model_file import save_classifier
     from snmech.robust.recipe import DigitsRecipe, recipe_summary, train_digits
 
-    lr = 2e-2 if kind == "cpl" else 1e-2  # each model's tuned rate (README)
-    if far_weight is None:
-        far_weight = 1.5 if kind == "cpl" else 0.0
-    recipe = DigitsRecipe(
-        model=kind,  # type: ignore[arg-type]
-        margin=margin,
-        far_margin=far_margin,
-        far_weight=far_weight,
-        epochs=epochs,
-        lr=lr,
-        seed=seed,
+    given = {} if far_weight is None else {"far_weight": far_weight}
+    recipe = DigitsRecipe.for_model(
+        kind, margin=margin, far_margin=far_margin, epochs=epochs, seed=seed, **given
     )
     if epochs < 1:
         raise click.BadParameter(f"need epochs >= 1, got {epochs}", param_hint="--epochs")

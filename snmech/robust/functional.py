@@ -120,11 +120,7 @@ def far_margin_cross_entropy(
     """
     if far.shape != target.shape or far.dtype != torch.bool:
         raise ValueError(f"far must be a bool tensor of shape {tuple(target.shape)}")
-    if not 0 <= margin < far_margin or far_weight < 0:
-        raise ValueError(
-            "need 0 <= margin < far_margin and far_weight >= 0, "
-            f"got {margin}, {far_margin}, {far_weight}"
-        )
+    check_far_margins(margin, far_margin, far_weight)
     if far_weight == 0:
         return pairwise_margin_cross_entropy(
             logits, target, head_weight, margin=margin, temperature=temperature
@@ -138,6 +134,15 @@ def far_margin_cross_entropy(
     offset = torch.where(far, temperature * far_margin, temperature * margin).to(logits.dtype)
     extra = F.cross_entropy(torch.addcmul(scaled, offset[:, None], rival), target)
     return (base + far_weight * extra) / temperature
+
+
+def check_far_margins(margin: float, far_margin: float, far_weight: float) -> None:
+    """Raise ``ValueError`` unless ``0 <= margin < far_margin`` and ``far_weight >= 0``."""
+    if not 0 <= margin < far_margin or far_weight < 0:
+        raise ValueError(
+            "need 0 <= margin < far_margin and far_weight >= 0, "
+            f"got {margin}, {far_margin}, {far_weight}"
+        )
 
 
 def head_row_distances(head_weight: torch.Tensor) -> torch.Tensor:

@@ -84,11 +84,7 @@ class FarMarginCrossEntropy(nn.Module):
         super().__init__()
         if not isinstance(head, nn.Linear):
             raise TypeError(f"head must be nn.Linear, got {type(head).__name__}")
-        if not 0 <= margin < far_margin or far_weight < 0:
-            raise ValueError(
-                "need 0 <= margin < far_margin and far_weight >= 0, "
-                f"got {margin}, {far_margin}, {far_weight}"
-            )
+        functional.check_far_margins(margin, far_margin, far_weight)
         self._head = (head,)
         self.margin = float(margin)
         self.far_margin = float(far_margin)

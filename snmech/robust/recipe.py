@@ -62,6 +62,15 @@ class DigitsRecipe:
     lr: float = 2e-2
     seed: int = 0
 
+    @classmethod
+    def for_model(cls, model: str, **changes: Any) -> DigitsRecipe:
+        """The recipe tuned for ``model``; ``changes`` override its fields.
+
+        ``"cpl"``: the defaults. ``"mlp"``: lr 1e-2 and one margin (``far_weight=0``).
+        """
+        tuned: dict[str, Any] = {"lr": 1e-2, "far_weight": 0.0} if model == "mlp" else {}
+        return cls(model=model, **{**tuned, **changes})  # type: ignore[arg-type]
+
     def architecture(self) -> dict[str, Any]:
         """The builder's keyword arguments (JSON-ready), for :func:`build_model`."""
         if self.model == "cpl":
