@@ -21,7 +21,13 @@ from snmech.robust import (
 )
 from snmech.robust import margins as margins_module
 from snmech.robust.model_file import load_classifier, save_classifier
-from snmech.spectral import ConvexPotentialLayer, lipschitz_bound, lipschitz_lower_bound
+from snmech.robust.recipe import DigitsRecipe
+from snmech.spectral import (
+    ConvexPotentialLayer,
+    ConvexPotentialStack,
+    lipschitz_bound,
+    lipschitz_lower_bound,
+)
 
 SHAPE = (1, 8, 8)
 
@@ -124,6 +130,133 @@ def test_eval_step_follows_the_weight_and_the_training_estimate_converges():
     fresh = ConvexPotentialLayer(8, 20)
     fresh.load_state_dict(layer.float().state_dict())
     assert torch.equal(fresh.eval_step(), layer.eval_step())
+
+
+def _layers_of(stack: ConvexPotentialStack) -> nn.Sequential:
+    """The same weights as ``stack``, one ConvexPotentialLayer each."""
+    layers = nn.Sequential(
+        *[ConvexPotentialLayer(stack.features, stack.hidden) for _ in range(stack.depth)]
+    ).to(stack.weight.dtype)
+    with torch.no_grad():
+        for i, layer in enumerate(layers):
+            layer.weight.copy_(stack.weight[i])
+            layer.bias.copy_(stack.bias[i])
+            layer._v.copy_(stack._v[i])
+    return layers
+
+
+def test_stack_computes_what_its_layers_compute():
+    torch.manual_seed(8)
+    stack = ConvexPotentialStack(12, 20, 3)
+    with torch.no_grad():
+        stack.bias.normal_(std=0.5)
+    layers = _layers_of(stack)
+    x = torch.randn(40, 12)
+    stack.eval(), layers.eval()
+    with torch.no_grad():
+        assert torch.equal(stack(x), layers(x))  # same eval steps, same kernels
+    assert stack.lipschitz_factor() == pytest.approx(lipschitz_bound(layers).value, rel=1e-15)
+    steps = torch.stack([layer.eval_step() for layer in layers])
+    assert torch.equal(stack.eval_steps(), steps)
+    stack.train(), layers.train()
+    out, ref = stack(x), layers(x)  # one batched power step vs one per layer
+    assert torch.allclose(out, ref, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(stack._v, torch.stack([layer._v for layer in layers]), atol=1e-6)
+    grad = torch.autograd.grad(out.square().sum(), stack.weight)[0]
+    ref_grads = torch.autograd.grad(ref.square().sum(), [layer.weight for layer in layers])
+    assert torch.allclose(grad, torch.stack(ref_grads), rtol=1e-4, atol=1e-5)
+    # initialized like `depth` single layers drawn in turn
+    torch.manual_seed(9)
+    fresh = ConvexPotentialStack(12, 20, 3)
+    torch.manual_seed(9)
+    singles = [ConvexPotentialLayer(12, 20) for _ in range(3)]
+    assert all(torch.equal(fresh.weight[i], s.weight) for i, s in enumerate(singles))
+
+
+def test_stack_jacobian_norm_never_exceeds_one():
+    torch.manual_seed(10)
+    stack = ConvexPotentialStack(10, 16, 4).double().eval()
+    with torch.no_grad():
+        stack.bias.normal_(std=0.5)
+    x = torch.randn(100, 10, dtype=torch.float64)
+    jac = torch.func.vmap(torch.func.jacrev(stack))(x)
+    assert torch.linalg.matrix_norm(jac, ord=2).max() <= 1.0 + 1e-12
+    assert stack.lipschitz_factor() == pytest.approx(1.0, abs=1e-10)
+
+
+def test_stack_eval_steps_follow_the_weight_and_the_estimates_converge():
+    torch.manual_seed(11)
+    stack = ConvexPotentialStack(8, 20, 3)
+    opt = torch.optim.SGD(stack.parameters(), lr=0.1)
+    before = stack.eval_steps().clone()
+    stack(torch.randn(4, 8)).sum().backward()
+    opt.step()
+    after = stack.eval_steps()
+    assert not torch.equal(before, after)
+    sq = torch.tensor(stack.certified_sq_norms(), dtype=torch.float64)
+    assert bool((after.double() * sq <= 2.0).all())  # rounded down, layer by layer
+    with torch.no_grad():
+        for _ in range(30):
+            estimate = stack._training_steps()
+    assert torch.allclose(estimate, after, rtol=1e-5)
+    fresh = ConvexPotentialStack(8, 20, 3)
+    fresh.load_state_dict(stack.state_dict())
+    assert torch.equal(fresh.eval_steps(), stack.eval_steps())
+
+
+def test_stack_refuses_bad_input():
+    stack = ConvexPotentialStack(8, 4, 2)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 8\)"):
+        stack(torch.zeros(3, 7))
+    with pytest.raises(ValueError, match=">= 1"):
+        ConvexPotentialStack(8, 4, 0)
+    with pytest.raises(ValueError, match="n_power_iterations"):
+        ConvexPotentialStack(8, 4, 2, n_power_iterations=0)
+    with torch.no_grad():
+        stack.weight[1, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        lipschitz_bound(nn.Sequential(stack))
+
+
+def test_far_term_warm_up_scales_the_far_weight():
+    torch.manual_seed(12)
+    head = nn.Linear(5, 4)
+    logits, y = torch.randn(9, 4), torch.randint(0, 4, (9,))
+    far = torch.arange(9) % 2 == 0
+    loss = FarMarginCrossEntropy(head, 0.6, 1.2, 2.0, warmup=0.5)
+    full = FarMarginCrossEntropy(head, 0.6, 1.2, 2.0)(logits, y, far)
+    assert torch.allclose(loss(logits, y, far), full)  # progress 1 outside training
+    loss.set_progress(0.0)
+    assert torch.allclose(loss(logits, y, far), PairwiseMarginCrossEntropy(head, 0.6)(logits, y))
+    loss.set_progress(0.2)  # 0.2 / 0.5 of the way: weight 0.8
+    part = FarMarginCrossEntropy(head, 0.6, 1.2, 0.8)(logits, y, far)
+    assert loss.current_far_weight() == pytest.approx(0.8)
+    assert torch.allclose(loss(logits, y, far), part)
+    loss.set_progress(0.7)
+    assert loss.current_far_weight() == 2.0
+    with pytest.raises(ValueError, match="warmup"):
+        FarMarginCrossEntropy(head, warmup=1.5)
+    with pytest.raises(ValueError, match="progress"):
+        loss.set_progress(-0.1)
+    with pytest.raises(ValueError, match="far_warmup"):
+        DigitsRecipe(far_warmup=2.0).check()
+
+
+def test_training_reports_its_progress_before_each_step(digits):
+    torch.manual_seed(13)
+    model = convex_potential_mlp(64, depth=1, width=8)
+    seen: list[float] = []
+    x, y = digits.x_train[:50], digits.y_train[:50]
+    train_classifier(
+        model,
+        x,
+        y,
+        PairwiseMarginCrossEntropy(model[-1]),
+        epochs=3,
+        batch_size=20,
+        on_step=seen.append,
+    )
+    assert seen == [i / 9 for i in range(9)]  # 3 epochs of 3 batches
 
 
 def test_export_is_exact_and_features_are_one_lipschitz(trained, digits):
@@ -256,4 +389,4 @@ def test_cpl_model_trains_and_certifies_on_cuda(digits, far):
         assert torch.equal(model(x), exported(x))
     res = certify(exported, x, y)
     assert res.radii.device.type == "cuda"
-    assert exported[1].eval_step().device.type == "cuda"
+    assert exported[1].eval_steps().device.type == "cuda"

@@ -129,11 +129,12 @@ def far_margin_cross_entropy(
     # one set of row distances for both terms, offsets folded into the scaled
     # logits: a deep network's step is bound by kernel count, not by this size
     rival = _rival_distances(logits, target, head_weight, temperature)
-    scaled = temperature * logits
-    base = F.cross_entropy(torch.add(scaled, rival, alpha=temperature * margin), target)
-    offset = torch.where(far, temperature * far_margin, temperature * margin).to(logits.dtype)
-    extra = F.cross_entropy(torch.addcmul(scaled, offset[:, None], rival), target)
-    return (base + far_weight * extra) / temperature
+    base_logits = torch.add(temperature * logits, rival, alpha=temperature * margin)
+    far_logits = torch.addcmul(
+        base_logits, far[:, None].to(logits.dtype), rival, value=temperature * (far_margin - margin)
+    )
+    base = F.cross_entropy(base_logits, target)
+    return (base + far_weight * F.cross_entropy(far_logits, target)) / temperature
 
 
 def check_far_margins(margin: float, far_margin: float, far_weight: float) -> None:
@@ -162,8 +163,8 @@ def _rival_distances(
         raise ValueError(
             f"head_weight must be ({logits.shape[1]}, F), got {tuple(head_weight.shape)}"
         )
-    rival = head_row_distances(head_weight)[target]
-    return rival.masked_fill(F.one_hot(target, logits.shape[1]).bool(), 0.0)
+    # scatter, not a one-hot mask: F.one_hot range-checks its input on every call
+    return head_row_distances(head_weight)[target].scatter(1, target[:, None], 0.0)
 
 
 def hinge_kantorovich(

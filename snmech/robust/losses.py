@@ -1,4 +1,14 @@
-"""Thin ``nn.Module`` wrappers around :mod:`snmech.robust.functional` (hyper-parameters only)."""
+"""Thin ``nn.Module`` wrappers around :mod:`snmech.robust.functional` (hyper-parameters only).
+
+Note [Far-term warm-up]
+    The far term pulls the boundaries of the far classes outwards. Asked from
+    the first step, it does so while the boundaries between the central
+    classes are still forming; raised linearly over the run (with the weight
+    at the end 2.5 instead of a constant 1.5), the central classes settle
+    first. On digits (six seeds each, README "Certified robustness") this
+    raised clean accuracy from 97.7 to 98.1 % and certified accuracy at 1.0
+    from 17.4 to 18.1 %, with 0.25 and 0.5 unchanged.
+"""
 
 from __future__ import annotations
 
@@ -71,6 +81,10 @@ class FarMarginCrossEntropy(nn.Module):
         far_margin: the radius asked of far points (> ``margin``).
         far_weight: weight of the far term (>= 0).
         temperature: ``T > 0``.
+        warmup: fraction of the training run over which the far term's weight
+            rises linearly from 0 to ``far_weight`` (Note [Far-term warm-up]); 0
+            gives the full weight from the first step. The training loop reports
+            its progress through :meth:`set_progress`.
     """
 
     def __init__(
@@ -80,16 +94,34 @@ class FarMarginCrossEntropy(nn.Module):
         far_margin: float = 1.0,
         far_weight: float = 1.5,
         temperature: float = 10.0,
+        *,
+        warmup: float = 0.0,
     ) -> None:
         super().__init__()
         if not isinstance(head, nn.Linear):
             raise TypeError(f"head must be nn.Linear, got {type(head).__name__}")
         functional.check_far_margins(margin, far_margin, far_weight)
+        if not 0 <= warmup <= 1:
+            raise ValueError(f"warmup must be a fraction in [0, 1], got {warmup}")
         self._head = (head,)
         self.margin = float(margin)
         self.far_margin = float(far_margin)
         self.far_weight = float(far_weight)
         self.temperature = float(temperature)
+        self.warmup = float(warmup)
+        self.progress = 1.0
+
+    def set_progress(self, progress: float) -> None:
+        """Record the fraction of the training run done (0 at the first step, < 1 after)."""
+        if not 0 <= progress <= 1:
+            raise ValueError(f"progress must be in [0, 1], got {progress}")
+        self.progress = float(progress)
+
+    def current_far_weight(self) -> float:
+        """``far_weight``, scaled by ``progress / warmup`` while the warm-up lasts."""
+        if self.progress >= self.warmup:
+            return self.far_weight
+        return self.far_weight * self.progress / self.warmup
 
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, far: torch.Tensor
@@ -102,14 +134,15 @@ class FarMarginCrossEntropy(nn.Module):
             far,
             margin=self.margin,
             far_margin=self.far_margin,
-            far_weight=self.far_weight,
+            far_weight=self.current_far_weight(),
             temperature=self.temperature,
         )
 
     def extra_repr(self) -> str:  # noqa: D102
         return (
             f"margin={self.margin}, far_margin={self.far_margin}, "
-            f"far_weight={self.far_weight}, temperature={self.temperature}"
+            f"far_weight={self.far_weight}, temperature={self.temperature}, "
+            f"warmup={self.warmup}"
         )
 
 

@@ -12,7 +12,7 @@ from torch.nn.utils import parametrize
 
 from snmech.robust._orthogonal import orthogonal_norm
 from snmech.robust._rows import unit_row_norm
-from snmech.spectral import ConvexPotentialLayer, GroupSort, MaxMin, spectral_norm
+from snmech.spectral import ConvexPotentialStack, GroupSort, MaxMin, spectral_norm
 
 Activation = Literal["groupsort", "maxmin", "relu"]
 _ACTIVATIONS = ("groupsort", "maxmin", "relu")
@@ -91,9 +91,10 @@ def convex_potential_mlp(
 ) -> nn.Sequential:
     """A deep 1-Lipschitz MLP of convex potential layers and a unit-row head.
 
-    ``Flatten``, ``depth`` :class:`snmech.spectral.ConvexPotentialLayer` (each
-    ``x - 2 / ||W||^2 W^T ReLU(W x + b)`` with ``W`` of ``width x in_features``,
-    1-Lipschitz by Note [Convex potential layer]) and a ``Linear`` head with
+    ``Flatten``, ``depth`` convex potential layers in one
+    :class:`snmech.spectral.ConvexPotentialStack` (each ``x - 2 / ||W||^2 W^T
+    ReLU(W x + b)`` with ``W`` of ``width x in_features``, 1-Lipschitz by Note
+    [Convex potential layer]) and a ``Linear`` head with
     unit-norm rows (Note [Unit-row head]), certified by the pairwise bound of
     :func:`snmech.robust.certify`. The features keep the input's size; depth
     buys the expressiveness that width does not in a one-layer orthogonal MLP.
@@ -116,7 +117,7 @@ def convex_potential_mlp(
     if depth < 1 or width < 1:
         raise ValueError(f"depth and width must be >= 1, got {depth}, {width}")
     layers: list[nn.Module] = [nn.Flatten()]
-    layers += [ConvexPotentialLayer(in_features, width) for _ in range(depth)]
+    layers.append(ConvexPotentialStack(in_features, width, depth))
     head = nn.Linear(in_features, n_classes)
     layers.append(unit_row_norm(head) if normalized else head)
     return nn.Sequential(*layers)

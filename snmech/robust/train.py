@@ -39,6 +39,7 @@ def train_classifier(
     device: torch.device | str | None = None,
     penalty: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     per_sample: torch.Tensor | None = None,
+    on_step: Callable[[float], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with Adam, cosine-annealed from ``lr`` to 0 over all steps.
 
@@ -58,6 +59,9 @@ def train_classifier(
         per_sample: ``(N, ...)`` data the loss needs per training point (e.g. the far
             flags of :class:`snmech.robust.losses.FarMarginCrossEntropy`); its
             minibatch rows are passed as the loss's third argument.
+        on_step: called before each step with the fraction of the run done,
+            ``step / n_steps`` in ``[0, 1)`` (e.g.
+            :meth:`snmech.robust.losses.FarMarginCrossEntropy.set_progress`).
 
     Returns:
         A :class:`TrainResult`. The model is left in eval mode.
@@ -81,12 +85,16 @@ def train_classifier(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps)
     gen = torch.Generator().manual_seed(seed)
     losses = []
+    step = 0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for _ in range(epochs):
         perm = torch.randperm(len(x), generator=gen).to(dev)
         total = torch.zeros((), device=dev)
         for i in range(0, len(x), batch_size):
             idx = perm[i : i + batch_size]
+            if on_step is not None:
+                on_step(step / n_steps)
+            step += 1
             if per_sample is None:
                 loss = loss_fn(model(x[idx]), y[idx])
             else:

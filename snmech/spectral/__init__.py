@@ -16,7 +16,7 @@ Typical use::
 from snmech.spectral._norms import operator_norm
 from snmech.spectral._power import power_iteration
 from snmech.spectral.certificate import Certificate, LayerFactor, lipschitz_bound
-from snmech.spectral.convex_potential import ConvexPotentialLayer
+from snmech.spectral.convex_potential import ConvexPotentialLayer, ConvexPotentialStack
 from snmech.spectral.finalize import finalize
 from snmech.spectral.layers import GroupSort, MaxMin, Residual
 from snmech.spectral.lower_bound import lipschitz_lower_bound
@@ -31,6 +31,7 @@ from snmech.spectral.penalty import layer_norms, spectral_penalty
 __all__ = [
     "Certificate",
     "ConvexPotentialLayer",
+    "ConvexPotentialStack",
     "GroupSort",
     "LayerFactor",
     "MaxMin",

@@ -73,7 +73,7 @@ class ConvexPotentialLayer(nn.Module):
         # warm start of the power iteration: the top right singular vector at init
         top = torch.linalg.svd(self.weight.detach(), full_matrices=False).Vh[0]
         self.register_buffer("_v", top.contiguous())
-        self._eval_key: tuple[int, int, int, torch.dtype, torch.device] | None = None
+        self._eval_key: _Key | None = None
         self._eval_step: float | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,13 +115,9 @@ class ConvexPotentialLayer(nn.Module):
         # A Python float: a cached tensor could be a functorch wrapper if first
         # computed under vmap/jacrev, which outlives the transform and breaks copies.
         w = self.weight
-        key = (id(w), w._version, w.data_ptr(), w.dtype, w.device)
+        key = _weight_key(w)
         if self._eval_step is None or self._eval_key != key:
-            exact = 2.0 / self.certified_sq_norm()
-            step = torch.tensor(exact, dtype=w.dtype)
-            if float(step) > exact:  # round down: h s <= 2 holds for the stored step
-                step = torch.nextafter(step, torch.zeros_like(step))
-            self._eval_step = float(step)
+            self._eval_step = _rounded_step(self.certified_sq_norm(), w.dtype)
             self._eval_key = key
         return self._eval_step
 
@@ -135,7 +131,149 @@ class ConvexPotentialLayer(nn.Module):
 
     def lipschitz_factor(self, input_shape: tuple[int, ...] | None = None) -> float:
         """``max(1, h ||W||^2 - 1)``, ``h`` the eval-mode step (Note [Convex potential layer])."""
-        return max(1.0, self._eval_scale() * self.certified_sq_norm() - 1.0) * (1.0 + ROUNDING_RTOL)
+        return _factor(self._eval_scale(), self.certified_sq_norm())
 
     def extra_repr(self) -> str:  # noqa: D102
         return f"features={self.features}, hidden={self.hidden}"
+
+
+class ConvexPotentialStack(nn.Module):
+    """``depth`` convex potential layers applied in turn, their weights in one tensor.
+
+    Computes what an ``nn.Sequential`` of ``depth`` :class:`ConvexPotentialLayer`
+    with the same weights computes (Note [Stacked convex potential layers]).
+
+    Args:
+        features: size of the input and output (last dimension).
+        hidden: rows of each layer's ``W``.
+        depth: number of layers (>= 1).
+        n_power_iterations: power-iteration steps per training forward (>= 1).
+
+    Shape:
+        ``(..., features) -> (..., features)``.
+
+    Attributes:
+        weight: ``(depth, hidden, features)``; ``weight[l]`` is layer ``l``'s ``W``.
+        bias: ``(depth, hidden)``.
+
+    Note [Stacked convex potential layers]
+        A deep stack of small layers spends its training step on kernel
+        launches, not arithmetic: the warm power iteration and the norm estimate
+        of every layer are a dozen tiny kernels each, forward and backward.
+        Stacking the weights turns them into one batched product for all layers,
+        and the optimizer sees two tensors instead of ``2 depth``; on digits
+        (8 x 128, batch 128, one CPU thread) a training step costs about a fifth
+        less. Each layer's maths is unchanged: in training it divides by its own
+        estimate, in eval mode by its own float64 norm (Note [Exact step in eval
+        mode]), and :meth:`lipschitz_factor` is the product of the layers'.
+    """
+
+    def __init__(
+        self, features: int, hidden: int, depth: int, *, n_power_iterations: int = 1
+    ) -> None:
+        super().__init__()
+        if features < 1 or hidden < 1 or depth < 1:
+            raise ValueError(
+                f"features, hidden and depth must be >= 1, got {features}, {hidden}, {depth}"
+            )
+        if int(n_power_iterations) != n_power_iterations or n_power_iterations < 1:
+            raise ValueError(
+                f"n_power_iterations must be an integer >= 1, got {n_power_iterations}"
+            )
+        self.features = int(features)
+        self.hidden = int(hidden)
+        self.depth = int(depth)
+        self.n_power_iterations = int(n_power_iterations)
+        # drawn in the order (and so with the values) of `depth` single layers
+        self.weight = nn.Parameter(torch.randn(depth, hidden, features) / math.sqrt(features))
+        self.bias = nn.Parameter(torch.zeros(depth, hidden))
+        top = torch.linalg.svd(self.weight.detach(), full_matrices=False).Vh[:, 0]
+        self.register_buffer("_v", top.contiguous())
+        self._eval_key: _Key | None = None
+        self._eval_steps: list[float] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the ``depth`` layers to ``x`` ``(..., features)``."""
+        if x.shape[-1] != self.features:
+            raise ValueError(
+                f"ConvexPotentialStack expects inputs (..., {self.features}), got {tuple(x.shape)}"
+            )
+        flat = x.reshape(-1, self.features)
+        if self.training:
+            scaled = self.weight * self._training_steps()[:, None, None]
+            layers = zip(self.weight.unbind(0), self.bias.unbind(0), scaled.unbind(0), strict=True)
+            for w, b, hw in layers:
+                flat = torch.addmm(flat, torch.relu(F.linear(flat, w, b)), hw, alpha=-1.0)
+        else:
+            steps = self._eval_scales()
+            for w, b, h in zip(self.weight.unbind(0), self.bias.unbind(0), steps, strict=True):
+                flat = torch.addmm(flat, torch.relu(F.linear(flat, w, b)), h * w, alpha=-1.0)
+        return flat.reshape(x.shape)
+
+    def _training_steps(self) -> torch.Tensor:
+        w = self.weight
+        with torch.no_grad():
+            v = self._v
+            for _ in range(self.n_power_iterations):
+                v = torch.bmm(w.mT, torch.bmm(w, v[:, :, None]))[:, :, 0]
+                v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            self._v.copy_(v)
+        wv = torch.bmm(w, v[:, :, None])  # ||W_l v_l||^2 estimates ||W_l||^2, as one layer
+        return 2.0 / wv.pow(2).sum(dim=(1, 2)).clamp_min(1e-12)
+
+    def eval_steps(self) -> torch.Tensor:
+        """``(depth,)`` the steps ``2 / s_l`` of the eval forward (rounded down, cached).
+
+        Raises:
+            ValueError: a weight is not finite.
+        """
+        w = self.weight
+        return torch.tensor(self._eval_scales(), dtype=w.dtype, device=w.device)
+
+    def _eval_scales(self) -> list[float]:
+        w = self.weight
+        key = _weight_key(w)
+        if self._eval_steps is None or self._eval_key != key:
+            self._eval_steps = [_rounded_step(s, w.dtype) for s in self.certified_sq_norms()]
+            self._eval_key = key
+        return self._eval_steps
+
+    def certified_sq_norms(self) -> list[float]:
+        """``||W_l||_2^2`` per layer from :func:`snmech.spectral.operator_norm`.
+
+        Raises:
+            ValueError: a weight is not finite.
+        """
+        return [operator_norm(w) ** 2 for w in self.weight.detach().unbind(0)]
+
+    def lipschitz_factor(self, input_shape: tuple[int, ...] | None = None) -> float:
+        """The product of the layers' ``max(1, h_l ||W_l||^2 - 1)`` (with rounding slack)."""
+        total = 1.0
+        for h, s in zip(self._eval_scales(), self.certified_sq_norms(), strict=True):
+            total *= _factor(h, s)
+        return total
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f"features={self.features}, hidden={self.hidden}, depth={self.depth}"
+
+
+_Key = tuple[int, int, int, torch.dtype, torch.device]
+
+
+def _weight_key(w: torch.Tensor) -> _Key:
+    """What identifies a weight's values: a changed key means a stale cached step."""
+    return (id(w), w._version, w.data_ptr(), w.dtype, w.device)
+
+
+def _rounded_step(sq_norm: float, dtype: torch.dtype) -> float:
+    """``2 / sq_norm`` in ``dtype``, rounded down so ``h s <= 2`` holds for the stored step."""
+    exact = 2.0 / sq_norm
+    step = torch.tensor(exact, dtype=dtype)
+    if float(step) > exact:
+        step = torch.nextafter(step, torch.zeros_like(step))
+    return float(step)
+
+
+def _factor(step: float, sq_norm: float) -> float:
+    """``max(1, h s - 1)`` of one layer (Note [Convex potential layer]), with rounding slack."""
+    return max(1.0, step * sq_norm - 1.0) * (1.0 + ROUNDING_RTOL)
