@@ -486,7 +486,14 @@ def robust() -> None:
     "--far-weight",
     type=float,
     default=None,
-    help="weight of the far term; default 1.5 for cpl, 0 (one margin for all) for mlp",
+    help="weight of the far term; default 2.5 for cpl, 0 (one margin for all) for mlp",
+)
+@click.option(
+    "--far-warmup",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="fraction of the run over which the far weight rises from 0",
 )
 @click.option("--epochs", type=int, default=150, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -496,6 +503,7 @@ def robust_train(
     margin: float,
     far_margin: float,
     far_weight: float | None,
+    far_warmup: float,
     epochs: int,
     seed: int,
 ) -> None:
@@ -506,7 +514,13 @@ def robust_train(
 
     given = {} if far_weight is None else {"far_weight": far_weight}
     recipe = DigitsRecipe.for_model(
-        kind, margin=margin, far_margin=far_margin, epochs=epochs, seed=seed, **given
+        kind,
+        margin=margin,
+        far_margin=far_margin,
+        far_warmup=far_warmup,
+        epochs=epochs,
+        seed=seed,
+        **given,
     )
     if epochs < 1:
         raise click.BadParameter(f"need epochs >= 1, got {epochs}", param_hint="--epochs")

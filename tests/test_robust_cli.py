@@ -67,3 +67,13 @@ def test_far_margin_below_margin_is_refused(tmp_path):
     assert res.exit_code != 0
     assert "far_margin must exceed margin" in res.output
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_far_warmup_is_recorded_and_checked(model_file, tmp_path):
+    _, meta = load_classifier(model_file)
+    assert meta["training"]["far_warmup"] == 1.0 and meta["training"]["far_weight"] == 2.5
+    args = ["robust", "train", "--out", str(tmp_path / "m.safetensors"), "--far-warmup", "1.5"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0
+    assert "far_warmup must be a fraction" in res.output
+    assert not (tmp_path / "m.safetensors").exists()
