@@ -40,6 +40,27 @@ from torch import nn
 from snmech.spectral._norms import ROUNDING_RTOL, operator_norm
 from snmech.spectral._power import normalize
 
+_Key = tuple[int, int, int, torch.dtype, torch.device]
+
+
+def _weight_key(w: torch.Tensor) -> _Key:
+    """What identifies a weight's values: a changed key means a stale cached step."""
+    return (id(w), w._version, w.data_ptr(), w.dtype, w.device)
+
+
+def _rounded_step(sq_norm: float, dtype: torch.dtype) -> float:
+    """``2 / sq_norm`` in ``dtype``, rounded down so ``h s <= 2`` holds for the stored step."""
+    exact = 2.0 / sq_norm
+    step = torch.tensor(exact, dtype=dtype)
+    if float(step) > exact:
+        step = torch.nextafter(step, torch.zeros_like(step))
+    return float(step)
+
+
+def _factor(step: float, sq_norm: float) -> float:
+    """``max(1, h s - 1)`` of one layer (Note [Convex potential layer]), with rounding slack."""
+    return max(1.0, step * sq_norm - 1.0) * (1.0 + ROUNDING_RTOL)
+
 
 class ConvexPotentialLayer(nn.Module):
     """``x - 2 / ||W||^2 W^T ReLU(W x + b)``, 1-Lipschitz (Note [Convex potential layer]).
@@ -255,25 +276,3 @@ class ConvexPotentialStack(nn.Module):
 
     def extra_repr(self) -> str:  # noqa: D102
         return f"features={self.features}, hidden={self.hidden}, depth={self.depth}"
-
-
-_Key = tuple[int, int, int, torch.dtype, torch.device]
-
-
-def _weight_key(w: torch.Tensor) -> _Key:
-    """What identifies a weight's values: a changed key means a stale cached step."""
-    return (id(w), w._version, w.data_ptr(), w.dtype, w.device)
-
-
-def _rounded_step(sq_norm: float, dtype: torch.dtype) -> float:
-    """``2 / sq_norm`` in ``dtype``, rounded down so ``h s <= 2`` holds for the stored step."""
-    exact = 2.0 / sq_norm
-    step = torch.tensor(exact, dtype=dtype)
-    if float(step) > exact:
-        step = torch.nextafter(step, torch.zeros_like(step))
-    return float(step)
-
-
-def _factor(step: float, sq_norm: float) -> float:
-    """``max(1, h s - 1)`` of one layer (Note [Convex potential layer]), with rounding slack."""
-    return max(1.0, step * sq_norm - 1.0) * (1.0 + ROUNDING_RTOL)
