@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 import warnings
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -89,21 +89,20 @@ def main(argv: list[str] | None = None) -> None:
     runs = {"plain MLP 64-256-256-10, CE (lr 1e-3)": lambda: run_plain(data, args.epochs)}
     default = DigitsRecipe(epochs=args.epochs)
     cpl = f"snmech CPL {default.depth}x{default.width}, unit-row head"
-    runs[f"{cpl}, far margins m={default.margin}/{default.far_margin} (default)"] = lambda: (
-        run_snmech(data, default)
-    )
-    one = replace(default, far_weight=0.0)
-    runs[f"{cpl}, pair CE m={default.margin}"] = lambda: run_snmech(data, one)
     mlp = DigitsRecipe.for_model("mlp", epochs=args.epochs)
+    recipes = {  # every snmech row trained by train_digits, with its recipe in the JSON
+        f"{cpl}, far margins m={default.margin}/{default.far_margin} (default)": default,
+        f"{cpl}, pair CE m={default.margin}": replace(default, far_weight=0.0),
+    }
     for m in (0.6, 0.8, 1.0):
-        r = replace(mlp, margin=m)
-        runs[f"snmech MLP 64-512-10 MaxMin, unit-row head, pair CE m={m}"] = lambda r=r: run_snmech(
-            data, r
+        recipes[f"snmech MLP 64-512-10 MaxMin, unit-row head, pair CE m={m}"] = replace(
+            mlp, margin=m
         )
-    old = replace(mlp, activation="groupsort", head="orthogonal", margin=0.7)
-    runs["snmech MLP 64-512-10 GS, orthogonal head, margin CE m=0.7"] = lambda: run_snmech(
-        data, old
+    recipes["snmech MLP 64-512-10 GS, orthogonal head, margin CE m=0.7"] = replace(
+        mlp, activation="groupsort", head="orthogonal", margin=0.7
     )
+    for name, recipe in recipes.items():
+        runs[name] = lambda recipe=recipe: run_snmech(data, recipe)
     runs["snmech CNN 32-64 GS (true conv norms), margin CE m=1"] = lambda: run_cnn(
         data, args.epochs
     )
@@ -149,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
             "export_identical": drift == 0,
             "export_max_abs_diff": drift,
         }
+        if name in recipes:
+            payload[name]["recipe"] = asdict(recipes[name])
         print(name, rows[-1][1:], flush=True)
     for name in skipped:
         rows.append([name, "skipped (not installed)"] + [""] * 12)
