@@ -5,6 +5,8 @@ The PGD check of the CPL model's radii is in test_robust_certify.py, beside the 
 
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from snmech.robust import (
@@ -20,7 +22,7 @@ from snmech.robust import (
     train_classifier,
 )
 from snmech.robust import margins as margins_module
-from snmech.robust.model_file import load_classifier, save_classifier
+from snmech.robust.model_file import ClassifierFileError, load_classifier, save_classifier
 from snmech.robust.recipe import DigitsRecipe
 from snmech.spectral import (
     ConvexPotentialLayer,
@@ -281,6 +283,31 @@ def test_model_file_round_trip(trained, digits, tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(digits.x_test), trained.eval()(digits.x_test))
     assert meta["kind"] == "cpl"
+
+
+def test_model_file_of_one_module_per_layer_still_loads(trained, digits, tmp_path):
+    # files written before ConvexPotentialStack: layers 1..depth, head at depth + 1
+    path = save_classifier(
+        trained,
+        tmp_path / "cpl.safetensors",
+        kind="cpl",
+        architecture={"in_features": 64, "depth": 4, "width": 64, "n_classes": 10},
+        input_shape=SHAPE,
+    )
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    old = {f"5.{name}": tensors[f"2.{name}"] for name in ("weight", "bias")}
+    for i in range(4):
+        old.update({f"{i + 1}.{n}": tensors[f"1.{n}"][i].clone() for n in ("weight", "bias", "_v")})
+    save_file(old, str(tmp_path / "old.safetensors"), metadata=meta)
+    loaded, _ = load_classifier(tmp_path / "old.safetensors")  # certificate re-checked too
+    with torch.no_grad():
+        assert torch.equal(loaded(digits.x_test), trained.eval()(digits.x_test))
+    del old["3._v"]  # a layer short: refused, naming the mismatch
+    save_file(old, str(tmp_path / "short.safetensors"), metadata=meta)
+    with pytest.raises(ClassifierFileError, match="do not match the stored architecture"):
+        load_classifier(tmp_path / "short.safetensors")
 
 
 def test_nearest_other_class_and_far_samples_match_a_loop(monkeypatch):

@@ -95,6 +95,8 @@ def load_classifier(path: str | Path, *, verify: bool = True) -> tuple[nn.Module
         if meta["kind"] != "plain_mlp":
             arch["normalized"] = False
         model = build_model(meta["kind"], **arch)
+        if meta["kind"] == "cpl":
+            tensors = _stacked_cpl_layout(tensors, int(arch["depth"]))
         model.load_state_dict(tensors, strict=True)
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise ClassifierFileError(
@@ -111,3 +113,30 @@ def load_classifier(path: str | Path, *, verify: bool = True) -> tuple[nn.Module
                 f"{p}: stored Lipschitz bound {stored:.9e} but the weights give {fresh:.9e}"
             )
     return model, meta
+
+
+def _stacked_cpl_layout(tensors: dict[str, torch.Tensor], depth: int) -> dict[str, torch.Tensor]:
+    """A "cpl" state dict in today's layout (one ConvexPotentialStack at index 1, head at 2).
+
+    Files written before the stack hold one module per layer: ``{i}.weight``,
+    ``{i}.bias``, ``{i}._v`` for ``i = 1..depth`` and the head at ``depth + 1``.
+    Those are stacked, so a model trained then loads unchanged; anything else
+    is returned as it is (and a mismatch is reported by ``load_state_dict``).
+    """
+    first = tensors.get("1.weight")
+    if first is None or first.dim() != 2:
+        return tensors  # today's layout (a 3-D stacked weight), or not a cpl file at all
+    layers = [f"{i}.{name}" for i in range(1, depth + 1) for name in ("weight", "bias", "_v")]
+    if any(key not in tensors for key in layers):
+        return tensors
+    out = {
+        f"1.{name}": torch.stack([tensors[f"{i}.{name}"] for i in range(1, depth + 1)])
+        for name in ("weight", "bias", "_v")
+    }
+    for name in ("weight", "bias"):
+        key = f"{depth + 1}.{name}"
+        if key in tensors:
+            out[f"2.{name}"] = tensors[key]
+    rest = set(tensors) - set(layers) - {f"{depth + 1}.weight", f"{depth + 1}.bias"}
+    out.update({key: tensors[key] for key in rest})  # left for load_state_dict to refuse
+    return out
