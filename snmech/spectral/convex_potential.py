@@ -78,6 +78,8 @@ class ConvexPotentialLayer(nn.Module):
         bias: ``(hidden,)``.
     """
 
+    _v: torch.Tensor  # the warm power-iteration vector (a buffer)
+
     def __init__(self, features: int, hidden: int, *, n_power_iterations: int = 1) -> None:
         super().__init__()
         if features < 1 or hidden < 1:
@@ -188,6 +190,8 @@ class ConvexPotentialStack(nn.Module):
         estimate, in eval mode by its own float64 norm (Note [Exact step in eval
         mode]), and :meth:`lipschitz_factor` is the product of the layers'.
     """
+
+    _v: torch.Tensor  # (depth, features) warm power-iteration vectors (a buffer)
 
     def __init__(
         self, features: int, hidden: int, depth: int, *, n_power_iterations: int = 1
