@@ -32,6 +32,7 @@ Note [Exact step in eval mode]
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,22 @@ def _rounded_step(sq_norm: float, dtype: torch.dtype) -> float:
     if float(step) > exact:
         step = torch.nextafter(step, torch.zeros_like(step))
     return float(step)
+
+
+def _check_power_iterations(n_power_iterations: int) -> None:
+    if int(n_power_iterations) != n_power_iterations or n_power_iterations < 1:
+        raise ValueError(f"n_power_iterations must be an integer >= 1, got {n_power_iterations}")
+
+
+def _potential_step(
+    flat: torch.Tensor, w: torch.Tensor, b: torch.Tensor, scaled_w: torch.Tensor
+) -> torch.Tensor:
+    """``x - ReLU(x W^T + b) (h W)`` for rows ``x`` of ``flat``; ``scaled_w = h W``.
+
+    The one place the layer's formula is written, so a stack and its layers run
+    the same kernels (and, in eval mode, give the same bits).
+    """
+    return torch.addmm(flat, torch.relu(F.linear(flat, w, b)), scaled_w, alpha=-1.0)
 
 
 def _factor(step: float, sq_norm: float) -> float:
@@ -84,10 +101,7 @@ class ConvexPotentialLayer(nn.Module):
         super().__init__()
         if features < 1 or hidden < 1:
             raise ValueError(f"features and hidden must be >= 1, got {features}, {hidden}")
-        if int(n_power_iterations) != n_power_iterations or n_power_iterations < 1:
-            raise ValueError(
-                f"n_power_iterations must be an integer >= 1, got {n_power_iterations}"
-            )
+        _check_power_iterations(n_power_iterations)
         self.features = int(features)
         self.hidden = int(hidden)
         self.n_power_iterations = int(n_power_iterations)
@@ -107,8 +121,7 @@ class ConvexPotentialLayer(nn.Module):
             )
         step = self._training_step() if self.training else self._eval_scale()
         flat = x.reshape(-1, self.features)
-        hidden = torch.relu(F.linear(flat, self.weight, self.bias))
-        return torch.addmm(flat, hidden, step * self.weight, alpha=-1.0).reshape(x.shape)
+        return _potential_step(flat, self.weight, self.bias, step * self.weight).reshape(x.shape)
 
     def _training_step(self) -> torch.Tensor:
         w = self.weight
@@ -201,10 +214,7 @@ class ConvexPotentialStack(nn.Module):
             raise ValueError(
                 f"features, hidden and depth must be >= 1, got {features}, {hidden}, {depth}"
             )
-        if int(n_power_iterations) != n_power_iterations or n_power_iterations < 1:
-            raise ValueError(
-                f"n_power_iterations must be an integer >= 1, got {n_power_iterations}"
-            )
+        _check_power_iterations(n_power_iterations)
         self.features = int(features)
         self.hidden = int(hidden)
         self.depth = int(depth)
@@ -224,15 +234,17 @@ class ConvexPotentialStack(nn.Module):
                 f"ConvexPotentialStack expects inputs (..., {self.features}), got {tuple(x.shape)}"
             )
         flat = x.reshape(-1, self.features)
+        layers: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
         if self.training:
             scaled = self.weight * self._training_steps()[:, None, None]
             layers = zip(self.weight.unbind(0), self.bias.unbind(0), scaled.unbind(0), strict=True)
-            for w, b, hw in layers:
-                flat = torch.addmm(flat, torch.relu(F.linear(flat, w, b)), hw, alpha=-1.0)
         else:
-            steps = self._eval_scales()
-            for w, b, h in zip(self.weight.unbind(0), self.bias.unbind(0), steps, strict=True):
-                flat = torch.addmm(flat, torch.relu(F.linear(flat, w, b)), h * w, alpha=-1.0)
+            steps = zip(
+                self.weight.unbind(0), self.bias.unbind(0), self._eval_scales(), strict=True
+            )
+            layers = ((w, b, h * w) for w, b, h in steps)
+        for w, b, hw in layers:
+            flat = _potential_step(flat, w, b, hw)
         return flat.reshape(x.shape)
 
     def _training_steps(self) -> torch.Tensor:
