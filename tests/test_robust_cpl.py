@@ -271,31 +271,28 @@ def test_export_is_exact_and_features_are_one_lipschitz(trained, digits):
     assert res.pairwise is not None and res.accuracy(0.0) > 0.8
 
 
-def test_model_file_round_trip(trained, digits, tmp_path):
-    path = save_classifier(
+@pytest.fixture()
+def cpl_file(trained, tmp_path):
+    return save_classifier(
         trained,
         tmp_path / "cpl.safetensors",
         kind="cpl",
         architecture={"in_features": 64, "depth": 4, "width": 64, "n_classes": 10},
         input_shape=SHAPE,
     )
-    loaded, meta = load_classifier(path)
+
+
+def test_model_file_round_trip(trained, digits, cpl_file):
+    loaded, meta = load_classifier(cpl_file)
     with torch.no_grad():
         assert torch.equal(loaded(digits.x_test), trained.eval()(digits.x_test))
     assert meta["kind"] == "cpl"
 
 
-def test_model_file_of_one_module_per_layer_still_loads(trained, digits, tmp_path):
+def test_model_file_of_one_module_per_layer_still_loads(trained, digits, cpl_file, tmp_path):
     # files written before ConvexPotentialStack: layers 1..depth, head at depth + 1
-    path = save_classifier(
-        trained,
-        tmp_path / "cpl.safetensors",
-        kind="cpl",
-        architecture={"in_features": 64, "depth": 4, "width": 64, "n_classes": 10},
-        input_shape=SHAPE,
-    )
-    tensors = load_file(str(path))
-    with safe_open(str(path), framework="pt") as f:
+    tensors = load_file(str(cpl_file))
+    with safe_open(str(cpl_file), framework="pt") as f:
         meta = f.metadata()
     old = {f"5.{name}": tensors[f"2.{name}"] for name in ("weight", "bias")}
     for i in range(4):
