@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     recipes = {  # every snmech row trained by train_digits, with its recipe in the JSON
         f"{cpl}, far margins m={default.margin}/{default.far_margin} (default)": default,
         f"{cpl}, pair CE m={default.margin}": replace(default, far_weight=0.0),
+        f"{cpl}, far margins + soft certified accuracy at 1.05": replace(
+            default, far_soft_weight=0.3
+        ),
     }
     for m in (0.6, 0.8, 1.0):
         recipes[f"snmech MLP 64-512-10 MaxMin, unit-row head, pair CE m={m}"] = replace(

@@ -495,6 +495,20 @@ def robust() -> None:
     show_default=True,
     help="fraction of the run over which the far weight rises from 0",
 )
+@click.option(
+    "--far-soft-weight",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="weight of the far points' soft certified accuracy (0: off)",
+)
+@click.option(
+    "--far-soft-radius",
+    type=float,
+    default=1.05,
+    show_default=True,
+    help="radius at which that term counts the far points",
+)
 @click.option("--epochs", type=int, default=150, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def robust_train(
@@ -504,6 +518,8 @@ def robust_train(
     far_margin: float,
     far_weight: float | None,
     far_warmup: float,
+    far_soft_weight: float,
+    far_soft_radius: float,
     epochs: int,
     seed: int,
 ) -> None:
@@ -518,6 +534,8 @@ def robust_train(
         margin=margin,
         far_margin=far_margin,
         far_warmup=far_warmup,
+        far_soft_weight=far_soft_weight,
+        far_soft_radius=far_soft_radius,
         epochs=epochs,
         seed=seed,
         **given,

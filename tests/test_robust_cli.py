@@ -77,3 +77,21 @@ def test_far_warmup_is_recorded_and_checked(model_file, tmp_path):
     assert res.exit_code != 0
     assert "far_warmup must be a fraction" in res.output
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_far_soft_term_is_recorded_and_checked(tmp_path):
+    out = tmp_path / "soft.safetensors"
+    args = ["robust", "train", "--out", str(out), "--epochs", "1", "--far-weight", "0"]
+    res = CliRunner().invoke(cli, [*args, "--far-soft-weight", "0.5"])
+    assert res.exit_code == 0, res.output
+    _, meta = load_classifier(out)
+    assert meta["training"]["far_soft_weight"] == 0.5
+    assert meta["training"]["far_soft_radius"] == 1.05 and meta["training"]["far_weight"] == 0.0
+    bad = tmp_path / "bad.safetensors"
+    res = CliRunner().invoke(
+        cli,
+        ["robust", "train", "--out", str(bad), "--far-soft-weight", "1", "--far-soft-radius", "0"],
+    )
+    assert res.exit_code != 0
+    assert "radius > 0" in res.output
+    assert not bad.exists()

@@ -3,6 +3,8 @@
 The PGD check of the CPL model's radii is in test_robust_certify.py, beside the others.
 """
 
+import math
+
 import pytest
 import torch
 from safetensors import safe_open
@@ -19,6 +21,7 @@ from snmech.robust import (
     load_digits_split,
     nearest_other_class,
     pairwise_margin_cross_entropy,
+    soft_certified_accuracy,
     train_classifier,
 )
 from snmech.robust import margins as margins_module
@@ -352,6 +355,57 @@ def test_far_margin_loss_reduces_to_the_pairwise_loss():
     assert torch.allclose(pairwise_margin_cross_entropy(logits, y, head.weight, margin=per), pce)
 
 
+def test_soft_certified_accuracy_by_hand():
+    weight = torch.eye(2)  # ||w_0 - w_1|| = sqrt(2)
+    logits, y = torch.tensor([[3.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 0])
+    radii = torch.tensor([2.0, -1.0]) / math.sqrt(2.0)  # the second is misclassified
+    got = soft_certified_accuracy(logits, y, weight, radius=1.0, width=0.2)
+    assert got == pytest.approx(float(torch.sigmoid((radii - 1.0) / 0.2).mean()))
+    first = torch.tensor([True, False])
+    got = soft_certified_accuracy(logits, y, weight, radius=1.0, width=0.2, mask=first)
+    assert got == pytest.approx(float(torch.sigmoid((radii[0] - 1.0) / 0.2)))
+    none = torch.zeros(2, dtype=torch.bool)
+    assert soft_certified_accuracy(logits, y, weight, radius=1.0, mask=none) == 0.0
+
+
+@pytest.mark.parametrize("radius", [0.1, 0.25, 0.5])
+def test_soft_certified_accuracy_tends_to_the_certified_accuracy(trained, digits, radius):
+    # the pairwise radii of certify() (float64, certified body bound) are the reference
+    with torch.no_grad():
+        logits = trained(digits.x_test)
+        sharp = soft_certified_accuracy(
+            logits.double(), digits.y_test, trained[-1].weight.double(), radius=radius, width=1e-7
+        )
+    exact = certify(export(trained), digits.x_test, digits.y_test).accuracy(radius)
+    assert 0.3 < exact < 1.0
+    assert float(sharp) == pytest.approx(exact, abs=0.5 / len(digits.y_test))
+
+
+def test_soft_term_is_added_to_the_far_loss_and_warms_up():
+    torch.manual_seed(14)
+    head = nn.Linear(5, 4)
+    logits, y = torch.randn(9, 4, requires_grad=True), torch.randint(0, 4, (9,))
+    far = torch.arange(9) % 3 == 0
+    loss = FarMarginCrossEntropy(
+        head, 0.6, 1.2, 0.0, warmup=0.5, soft_weight=2.0, soft_radius=0.3, soft_width=0.05
+    )
+    pce = PairwiseMarginCrossEntropy(head, 0.6)(logits, y)
+    sca = soft_certified_accuracy(logits, y, head.weight, radius=0.3, width=0.05, mask=far)
+    assert torch.allclose(loss(logits, y, far), pce + 2.0 * (1 - sca))
+    loss.set_progress(0.25)
+    assert loss.current_soft_weight() == pytest.approx(1.0)
+    assert torch.allclose(loss(logits, y, far), pce + 1.0 * (1 - sca))
+    # a wide sigmoid, so that no far point's term saturates
+    both = FarMarginCrossEntropy(head, 0.6, 1.2, 0.5, soft_weight=2.0, soft_width=2.0)
+    far_only = FarMarginCrossEntropy(head, 0.6, 1.2, 0.5)(logits, y, far)
+    sca = soft_certified_accuracy(logits, y, head.weight, radius=1.05, width=2.0, mask=far)
+    assert torch.allclose(both(logits, y, far), far_only + 2.0 * (1 - sca))
+    # the term's gradient raises the far points' radii (their margins over the rivals)
+    (grad,) = torch.autograd.grad(both(logits, y, far) - far_only, logits)
+    lead = grad.gather(1, y[:, None])[:, 0]
+    assert (lead[far] < 0).all() and (lead[~far] == 0).all()
+
+
 def test_bad_input_is_refused(trained, digits):
     layer = ConvexPotentialLayer(8, 4)
     with pytest.raises(ValueError, match=r"\(\.\.\., 8\)"):
@@ -388,6 +442,18 @@ def test_bad_input_is_refused(trained, digits):
         )
     with pytest.raises(ValueError, match="depth and width"):
         convex_potential_mlp(64, depth=0)
+    for bad in ({"soft_weight": -1.0}, {"soft_radius": 0.0}, {"soft_width": 0.0}):
+        with pytest.raises(ValueError, match="soft weight >= 0, radius > 0 and width > 0"):
+            FarMarginCrossEntropy(head, **bad)
+    logits, y = torch.zeros(2, 3), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match="radius > 0"):
+        soft_certified_accuracy(logits, y, head.weight, radius=-0.5)
+    with pytest.raises(ValueError, match="mask must be a bool"):
+        soft_certified_accuracy(logits, y, head.weight, radius=0.5, mask=torch.ones(2))
+    with pytest.raises(ValueError, match="width > 0"):
+        DigitsRecipe(far_soft_width=0.0).check()
+    with pytest.raises(ValueError, match="far_margin must exceed"):
+        DigitsRecipe(far_weight=0.0, far_soft_weight=0.5, far_margin=0.5).check()
 
 
 @pytest.mark.cuda

@@ -28,6 +28,7 @@ from snmech.robust.functional import (
     logit_margin,
     margin_cross_entropy,
     pairwise_margin_cross_entropy,
+    soft_certified_accuracy,
 )
 from snmech.robust.losses import (
     FarMarginCrossEntropy,
@@ -86,6 +87,7 @@ __all__ = [
     "orthogonal_norm",
     "pairwise_lipschitz",
     "pairwise_margin_cross_entropy",
+    "soft_certified_accuracy",
     "pairwise_radii",
     "pgd",
     "plain_mlp",

@@ -5,6 +5,18 @@ For an ``L``-Lipschitz (l2) logit map, the difference of two logits is
 ``sqrt(2) L r`` certifies radius ``r``. The losses below take the margin as
 that radius ``r`` (for ``L = 1``, the networks of :mod:`snmech.robust.models`)
 and ask for logit margins of ``sqrt(2) * margin``.
+
+Note [Soft certified accuracy]
+    A margin cross-entropy keeps pulling every point towards its margin: the
+    points already far beyond it and the ones that cannot reach it take
+    capacity from those near it. The sigmoid of ``(r_i - rho) / s``, with ``r_i``
+    the pairwise certified radius, counts a point as certified at ``rho`` when
+    ``r_i`` exceeds it by a few widths ``s``; its gradient lives on the points
+    within a few ``s`` of ``rho``. Added to the far loss for the far points at
+    1.05 (weight 0.3, width 0.1, warmed up with the far term), it raised the
+    certified accuracy at 1.0 on digits from 18.3 to 21.4 % (means of six
+    seeds), for 1.0 point at 0.25 and 2.9 at 0.5 (README "Certified
+    robustness"). Near the radius-0.25 target it moved along the same frontier.
 """
 
 from __future__ import annotations
@@ -96,13 +108,19 @@ def far_margin_cross_entropy(
     far_margin: float = 1.0,
     far_weight: float = 1.5,
     temperature: float = 10.0,
+    soft_weight: float = 0.0,
+    soft_radius: float = 1.05,
+    soft_width: float = 0.1,
 ) -> torch.Tensor:
     r"""Pairwise margin cross-entropy plus a weighted term with larger margins at far points.
 
-    .. math:: \ell = \mathrm{PCE}_m + w\, \mathrm{PCE}_{m_i},
+    .. math:: \ell = \mathrm{PCE}_m + w\, \mathrm{PCE}_{m_i}
+        + w_s\, (1 - \mathrm{SCA}_{far}),
         \qquad m_i = m_{far} \text{ at far points, } m \text{ elsewhere}
 
-    (PCE: :func:`pairwise_margin_cross_entropy`). The far points come from
+    (PCE: :func:`pairwise_margin_cross_entropy`; SCA: the
+    :func:`soft_certified_accuracy` of the far points at ``soft_radius``, Note
+    [Soft certified accuracy]). The far points come from
     :func:`snmech.robust.margins.far_samples` (Note [Far margins]).
 
     Args:
@@ -114,6 +132,10 @@ def far_margin_cross_entropy(
         far_margin: the radius asked of far points (> ``margin``).
         far_weight: ``w >= 0``.
         temperature: ``T > 0``.
+        soft_weight: ``w_s >= 0``, weight of the soft certified accuracy term.
+        soft_radius: the radius that term counts the far points at (> 0), in
+            the input's l2 units.
+        soft_width: its sigmoid's width (> 0), same units.
 
     Returns:
         The mean loss (scalar).
@@ -121,20 +143,98 @@ def far_margin_cross_entropy(
     if far.shape != target.shape or far.dtype != torch.bool:
         raise ValueError(f"far must be a bool tensor of shape {tuple(target.shape)}")
     check_far_margins(margin, far_margin, far_weight)
-    if far_weight == 0:
+    check_soft_term(soft_weight, soft_radius, soft_width)
+    if far_weight == 0 and soft_weight == 0:
         return pairwise_margin_cross_entropy(
             logits, target, head_weight, margin=margin, temperature=temperature
         )
     _check(logits, target, margin)
-    # one set of row distances for both terms, offsets folded into the scaled
+    # one set of row distances for all terms, offsets folded into the scaled
     # logits: a deep network's step is bound by kernel count, not by this size
     rival = _rival_distances(logits, target, head_weight, temperature)
     base_logits = torch.add(temperature * logits, rival, alpha=temperature * margin)
-    far_logits = torch.addcmul(
-        base_logits, far[:, None].to(logits.dtype), rival, value=temperature * (far_margin - margin)
+    loss = F.cross_entropy(base_logits, target)
+    if far_weight > 0:
+        far_logits = torch.addcmul(
+            base_logits,
+            far[:, None].to(logits.dtype),
+            rival,
+            value=temperature * (far_margin - margin),
+        )
+        loss = loss + far_weight * F.cross_entropy(far_logits, target)
+    loss = loss / temperature
+    if soft_weight > 0:
+        hits = _soft_hits(logits, target, rival, soft_radius, soft_width)
+        loss = loss + soft_weight * (1 - _masked_mean(hits, far))
+    return loss
+
+
+def soft_certified_accuracy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    head_weight: torch.Tensor,
+    *,
+    radius: float,
+    width: float = 0.1,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""A differentiable stand-in for the pairwise certified accuracy at ``radius``.
+
+    .. math:: \frac{1}{|S|} \sum_{i \in S} \sigma\Big(\frac{r_i - \rho}{s}\Big),
+        \qquad r_i = \min_{j \ne y_i} \frac{z_{y_i} - z_j}{\|w_{y_i} - w_j\|_2}
+
+    ``r_i`` is the pairwise certified radius of Note [Pairwise certificate] for a
+    1-Lipschitz feature map under the head ``W`` (negative where the point is
+    misclassified), so the sum tends to the count of points certified at
+    ``rho`` as ``s -> 0`` (Note [Soft certified accuracy]).
+
+    Args:
+        logits: ``(B, K)``.
+        target: ``(B,)`` class indices.
+        head_weight: ``(K, F)`` the weight the head applies (gradients flow to it).
+        radius: ``rho > 0``, in the input's l2 units.
+        width: ``s > 0``, same units.
+        mask: ``(B,)`` bool, the points ``S`` averaged over (all when ``None``);
+            0 when it selects none.
+
+    Returns:
+        A scalar in ``[0, 1]``.
+    """
+    _check(logits, target, 0.0)
+    check_soft_term(1.0, radius, width)
+    rival = _rival_distances(logits, target, head_weight, 1.0)
+    hits = _soft_hits(logits, target, rival, radius, width)
+    if mask is None:
+        return hits.mean()
+    if mask.shape != target.shape or mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor of shape {tuple(target.shape)}")
+    return _masked_mean(hits, mask)
+
+
+def _soft_hits(
+    logits: torch.Tensor, target: torch.Tensor, rival: torch.Tensor, radius: float, width: float
+) -> torch.Tensor:
+    """``(B,)`` sigmoids of each point's pairwise radius, given ``(B, K)`` rival distances."""
+    lead = logits.gather(1, target[:, None]) - logits
+    # the true class's own column (0 / 0) is replaced before the minimum
+    radii = (lead / rival.scatter(1, target[:, None], 1.0)).scatter(
+        1, target[:, None], float("inf")
     )
-    base = F.cross_entropy(base_logits, target)
-    return (base + far_weight * F.cross_entropy(far_logits, target)) / temperature
+    return torch.sigmoid((radii.amin(dim=1) - radius) / width)
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``mask`` holds; 0 (with a zero gradient) where it holds nowhere."""
+    weights = mask.to(values.dtype)
+    return (values * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def check_soft_term(weight: float, radius: float, width: float) -> None:
+    """Raise ``ValueError`` unless ``weight >= 0``, ``radius > 0`` and ``width > 0``."""
+    if weight < 0 or not radius > 0 or not width > 0:
+        raise ValueError(
+            f"need soft weight >= 0, radius > 0 and width > 0, got {weight}, {radius}, {width}"
+        )
 
 
 def check_far_margins(margin: float, far_margin: float, far_weight: float) -> None:

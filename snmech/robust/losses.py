@@ -85,6 +85,11 @@ class FarMarginCrossEntropy(nn.Module):
             rises linearly from 0 to ``far_weight`` (Note [Far-term warm-up]); 0
             gives the full weight from the first step. The training loop reports
             its progress through :meth:`set_progress`.
+        soft_weight: weight of the far points' soft certified accuracy at
+            ``soft_radius`` (Note [Soft certified accuracy]; >= 0, 0 leaves it
+            out); it warms up with the far term.
+        soft_radius: the radius it counts the far points at (> 0).
+        soft_width: its sigmoid's width (> 0).
     """
 
     def __init__(
@@ -96,11 +101,15 @@ class FarMarginCrossEntropy(nn.Module):
         temperature: float = 10.0,
         *,
         warmup: float = 0.0,
+        soft_weight: float = 0.0,
+        soft_radius: float = 1.05,
+        soft_width: float = 0.1,
     ) -> None:
         super().__init__()
         if not isinstance(head, nn.Linear):
             raise TypeError(f"head must be nn.Linear, got {type(head).__name__}")
         functional.check_far_margins(margin, far_margin, far_weight)
+        functional.check_soft_term(soft_weight, soft_radius, soft_width)
         if not 0 <= warmup <= 1:
             raise ValueError(f"warmup must be a fraction in [0, 1], got {warmup}")
         self._head = (head,)
@@ -109,6 +118,9 @@ class FarMarginCrossEntropy(nn.Module):
         self.far_weight = float(far_weight)
         self.temperature = float(temperature)
         self.warmup = float(warmup)
+        self.soft_weight = float(soft_weight)
+        self.soft_radius = float(soft_radius)
+        self.soft_width = float(soft_width)
         self.progress = 1.0
 
     def set_progress(self, progress: float) -> None:
@@ -119,9 +131,16 @@ class FarMarginCrossEntropy(nn.Module):
 
     def current_far_weight(self) -> float:
         """``far_weight``, scaled by ``progress / warmup`` while the warm-up lasts."""
+        return self._warmed_up(self.far_weight)
+
+    def current_soft_weight(self) -> float:
+        """``soft_weight``, scaled like the far weight."""
+        return self._warmed_up(self.soft_weight)
+
+    def _warmed_up(self, weight: float) -> float:
         if self.progress >= self.warmup:
-            return self.far_weight
-        return self.far_weight * self.progress / self.warmup
+            return weight
+        return weight * self.progress / self.warmup
 
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, far: torch.Tensor
@@ -136,6 +155,9 @@ class FarMarginCrossEntropy(nn.Module):
             far_margin=self.far_margin,
             far_weight=self.current_far_weight(),
             temperature=self.temperature,
+            soft_weight=self.current_soft_weight(),
+            soft_radius=self.soft_radius,
+            soft_width=self.soft_width,
         )
 
     def extra_repr(self) -> str:  # noqa: D102
@@ -143,6 +165,12 @@ class FarMarginCrossEntropy(nn.Module):
             f"margin={self.margin}, far_margin={self.far_margin}, "
             f"far_weight={self.far_weight}, temperature={self.temperature}, "
             f"warmup={self.warmup}"
+            + (
+                f", soft_weight={self.soft_weight}, soft_radius={self.soft_radius}, "
+                f"soft_width={self.soft_width}"
+                if self.soft_weight
+                else ""
+            )
         )
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from snmech.robust.data import DigitsSplit
+from snmech.robust.functional import check_soft_term
 from snmech.robust.losses import (
     FarMarginCrossEntropy,
     MarginCrossEntropy,
@@ -43,7 +44,9 @@ class DigitsRecipe:
     ``orthogonal_iterations`` and ``head`` the ``"mlp"``. The far term
     (``far_margin``, ``far_weight``, ``far_radius``, ``far_share``; Note [Far
     margins]) needs a unit-row head; ``far_warmup`` is the fraction of the run
-    over which its weight rises from 0 (Note [Far-term warm-up]).
+    over which its weight rises from 0 (Note [Far-term warm-up]). ``far_soft_*``
+    add the far points' soft certified accuracy at ``far_soft_radius`` (Note
+    [Soft certified accuracy]), warmed up with the far term.
     """
 
     model: Literal["cpl", "mlp"] = "cpl"
@@ -59,6 +62,9 @@ class DigitsRecipe:
     far_warmup: float = 1.0
     far_radius: float = 1.0
     far_share: float = 0.3
+    far_soft_weight: float = 0.0
+    far_soft_radius: float = 1.05
+    far_soft_width: float = 0.1
     temperature: float = 10.0
     epochs: int = 150
     batch_size: int = 128
@@ -97,12 +103,16 @@ class DigitsRecipe:
             )
         if not 0 <= self.far_warmup <= 1:
             raise ValueError(f"far_warmup must be a fraction in [0, 1], got {self.far_warmup}")
-        if self.far_weight > 0 and not self.far_margin > self.margin:
+        check_soft_term(self.far_soft_weight, self.far_soft_radius, self.far_soft_width)
+        if self._far_terms() and not self.far_margin > self.margin:
             raise ValueError(
                 f"far_margin must exceed margin, got {self.far_margin} <= {self.margin}"
             )
-        if self.far_weight > 0 and self.model == "mlp" and self.head != "rows":
+        if self._far_terms() and self.model == "mlp" and self.head != "rows":
             raise ValueError("the far term needs a unit-row head (head='rows')")
+
+    def _far_terms(self) -> bool:
+        return self.far_weight > 0 or self.far_soft_weight > 0
 
 
 def train_digits(
@@ -126,7 +136,7 @@ def train_digits(
     loss: nn.Module
     per_sample = None
     on_step = None
-    if rows and recipe.far_weight > 0:
+    if rows and recipe._far_terms():
         loss = FarMarginCrossEntropy(
             head,
             recipe.margin,
@@ -134,6 +144,9 @@ def train_digits(
             recipe.far_weight,
             recipe.temperature,
             warmup=recipe.far_warmup,
+            soft_weight=recipe.far_soft_weight,
+            soft_radius=recipe.far_soft_radius,
+            soft_width=recipe.far_soft_width,
         )
         on_step = loss.set_progress
         per_sample = far_samples(
