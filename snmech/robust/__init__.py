@@ -87,11 +87,11 @@ __all__ = [
     "orthogonal_norm",
     "pairwise_lipschitz",
     "pairwise_margin_cross_entropy",
-    "soft_certified_accuracy",
     "pairwise_radii",
     "pgd",
     "plain_mlp",
     "se_lipschitz_bound",
+    "soft_certified_accuracy",
     "train_classifier",
     "validate_images",
 ]
