@@ -90,12 +90,17 @@ def main(argv: list[str] | None = None) -> None:
     default = DigitsRecipe(epochs=args.epochs)
     cpl = f"snmech CPL {default.depth}x{default.width}, unit-row head"
     mlp = DigitsRecipe.for_model("mlp", epochs=args.epochs)
+    far = f"far margins m={default.margin}/{default.far_margin}"
+    soft = f"soft cert. acc. at {default.far_soft_radius}"
     recipes = {  # every snmech row trained by train_digits, with its recipe in the JSON
-        f"{cpl}, far margins m={default.margin}/{default.far_margin} (default)": default,
-        f"{cpl}, pair CE m={default.margin}": replace(default, far_weight=0.0),
-        f"{cpl}, far margins + soft certified accuracy at 1.05": replace(
-            default, far_soft_weight=0.3
+        f"{cpl}, centred, {far} + {soft} W={default.far_soft_weight}, NAdam (default)": default,
+        f"{cpl}, {far}, Adam (the earlier default)": replace(
+            default, centered=False, optimizer="adam", far_soft_weight=0.0
         ),
+        f"{cpl}, centred, pair CE m={default.margin}, NAdam": replace(
+            default, far_weight=0.0, far_soft_weight=0.0
+        ),
+        f"{cpl}, centred, {far} + {soft} W=0.3, NAdam": replace(default, far_soft_weight=0.3),
     }
     for m in (0.6, 0.8, 1.0):
         recipes[f"snmech MLP 64-512-10 MaxMin, unit-row head, pair CE m={m}"] = replace(
@@ -168,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     write_json(
         "robust.json",
         {
-            "protocol": "load_digits/16, test 0.2 rs 0 stratified; Adam cosine bs 128 seed 0;"
+            "protocol": "load_digits/16, test 0.2 rs 0 stratified; Adam (snmech CPL: NAdam)"
+            " cosine bs 128 seed 0;"
             " PGD-l2 50 steps 5 restarts box [0,1]; lr 2e-2 for snmech CPL, 1e-2 for snmech"
             " MLP/CNN, 1e-3 otherwise; plain MLP CPU time: the faster of two runs",
             "certificate": "certified: pairwise radii (never below global);"

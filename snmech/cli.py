@@ -498,9 +498,9 @@ def robust() -> None:
 @click.option(
     "--far-soft-weight",
     type=float,
-    default=0.0,
-    show_default=True,
-    help="weight of the far points' soft certified accuracy (0: off)",
+    default=None,
+    help="weight of the far points' soft certified accuracy (0: off); default 0.075 for cpl, "
+    "0 for mlp",
 )
 @click.option(
     "--far-soft-radius",
@@ -508,6 +508,17 @@ def robust() -> None:
     default=1.05,
     show_default=True,
     help="radius at which that term counts the far points",
+)
+@click.option(
+    "--center/--no-center",
+    default=None,
+    help="subtract the training mean first; default on for cpl, off for mlp",
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["nadam", "adam"]),
+    default=None,
+    help="default nadam for cpl, adam for mlp",
 )
 @click.option("--epochs", type=int, default=150, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -518,8 +529,10 @@ def robust_train(
     far_margin: float,
     far_weight: float | None,
     far_warmup: float,
-    far_soft_weight: float,
+    far_soft_weight: float | None,
     far_soft_radius: float,
+    center: bool | None,
+    optimizer: str | None,
     epochs: int,
     seed: int,
 ) -> None:
@@ -528,13 +541,18 @@ def robust_train(
     from snmech.robust.model_file import save_classifier
     from snmech.robust.recipe import DigitsRecipe, recipe_summary, train_digits
 
-    given = {} if far_weight is None else {"far_weight": far_weight}
+    optional = {
+        "far_weight": far_weight,
+        "far_soft_weight": far_soft_weight,
+        "centered": center,
+        "optimizer": optimizer,
+    }
+    given = {key: value for key, value in optional.items() if value is not None}
     recipe = DigitsRecipe.for_model(
         kind,
         margin=margin,
         far_margin=far_margin,
         far_warmup=far_warmup,
-        far_soft_weight=far_soft_weight,
         far_soft_radius=far_soft_radius,
         epochs=epochs,
         seed=seed,

@@ -72,6 +72,7 @@ def test_far_margin_below_margin_is_refused(tmp_path):
 def test_far_warmup_is_recorded_and_checked(model_file, tmp_path):
     _, meta = load_classifier(model_file)
     assert meta["training"]["far_warmup"] == 1.0 and meta["training"]["far_weight"] == 2.5
+    assert meta["training"]["far_soft_weight"] == 0.075
     args = ["robust", "train", "--out", str(tmp_path / "m.safetensors"), "--far-warmup", "1.5"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code != 0
@@ -95,3 +96,18 @@ def test_far_soft_term_is_recorded_and_checked(tmp_path):
     assert res.exit_code != 0
     assert "radius > 0" in res.output
     assert not bad.exists()
+
+
+def test_centring_and_optimizer_are_recorded(model_file, tmp_path):
+    model, meta = load_classifier(model_file)
+    assert meta["architecture"]["centered"] is True and meta["training"]["optimizer"] == "nadam"
+    assert type(model[1]).__name__ == "Centering" and model[1].mean.abs().sum() > 0
+    out = tmp_path / "plain.safetensors"
+    args = ["robust", "train", "--out", str(out), "--epochs", "1", "--no-center"]
+    res = CliRunner().invoke(cli, [*args, "--optimizer", "adam"])
+    assert res.exit_code == 0, res.output
+    model, meta = load_classifier(out)
+    assert meta["architecture"]["centered"] is False and meta["training"]["optimizer"] == "adam"
+    assert not any(type(m).__name__ == "Centering" for m in model.modules())
+    res = CliRunner().invoke(cli, [*args, "--optimizer", "sgd"])
+    assert res.exit_code != 0 and "sgd" in res.output

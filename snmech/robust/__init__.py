@@ -38,6 +38,7 @@ from snmech.robust.losses import (
 )
 from snmech.robust.margins import far_samples, nearest_other_class
 from snmech.robust.models import (
+    Centering,
     build_model,
     convex_potential_mlp,
     export,
@@ -49,6 +50,7 @@ from snmech.robust.se import SEBound, SqueezeExcitation, excitation_l1, gate_l1,
 from snmech.robust.train import TrainResult, train_classifier
 
 __all__ = [
+    "Centering",
     "Certification",
     "ClutterData",
     "ClutterSpec",

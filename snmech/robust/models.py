@@ -30,6 +30,70 @@ def _activation(name: str) -> nn.Module:
     raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {name!r}")
 
 
+class Centering(nn.Module):
+    """``x - mean``: a fixed translation of flat inputs (Note [Centred inputs]).
+
+    Lipschitz constant exactly 1 (:meth:`lipschitz_factor`). ``mean`` is a
+    buffer, saved with the model; set it with :meth:`fit` before training.
+
+    Note [Centred inputs]
+        Digit pixels are all >= 0, so at initialization every ReLU hyperplane
+        of the first convex potential layer (``W x + b = 0`` with ``b = 0``)
+        passes through the origin, a corner of the data, not through the
+        data. Subtracting the training mean leaves the function class and the
+        certificate as they were (each layer's bias absorbs ``-W_l mean``, the
+        head's ``-W mean``), but the optimizer starts from hyperplanes through
+        the data and fits more of it: with the far-margin recipe and Adam (six
+        seeds) 97.6 % of the training points certified at 0.25 instead of
+        96.4 %, and 85.9 instead of 82.7 at 0.5; on the test points +0.4 at
+        0.25, -0.5 at 1.0. With NAdam as well, 98.2 % of the training points
+        at 0.25, and the soft term buys back radius 1.0 (README "Certified
+        robustness").
+
+    Args:
+        features: size of the flat input.
+
+    Shape:
+        ``(B, features) -> (B, features)``.
+    """
+
+    mean: torch.Tensor
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        if features < 1:
+            raise ValueError(f"features must be >= 1, got {features}")
+        self.register_buffer("mean", torch.zeros(features))
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> Centering:
+        """Set ``mean`` to the mean of the rows of ``x`` ``(N, *s)`` (``prod(s) == features``).
+
+        Raises:
+            ValueError: ``x`` is empty, has the wrong size or is not finite.
+        """
+        if x.dim() < 2 or len(x) == 0 or x[0].numel() != self.mean.numel():
+            raise ValueError(
+                f"need a non-empty batch (N, *s) with prod(s) == {self.mean.numel()}, "
+                f"got {tuple(x.shape)}"
+            )
+        mean = x.reshape(len(x), -1).double().mean(dim=0)
+        if not torch.isfinite(mean).all():
+            raise ValueError("the inputs to centre contain NaN or inf")
+        self.mean.copy_(mean.to(self.mean))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return x - self.mean
+
+    def lipschitz_factor(self, input_shape: tuple[int, ...] | None = None) -> float:
+        """1: a translation moves every pair of points by the same vector."""
+        return 1.0
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f"features={self.mean.numel()}"
+
+
 def lipschitz_mlp(
     in_features: int = 64,
     hidden: tuple[int, ...] | list[int] = (256,),
@@ -39,6 +103,7 @@ def lipschitz_mlp(
     orthogonal_iterations: int = 3,
     normalized: bool = True,
     head: Head = "orthogonal",
+    centered: bool = False,
 ) -> nn.Sequential:
     """A Lipschitz MLP: normalized ``Linear`` layers and GroupSort/MaxMin activations.
 
@@ -59,6 +124,7 @@ def lipschitz_mlp(
         normalized: ``False`` builds the same architecture with plain layers
             (what a model file is loaded into).
         head: ``"orthogonal"`` or ``"rows"``.
+        centered: a :class:`Centering` after the ``Flatten`` (Note [Centred inputs]).
 
     Returns:
         An ``nn.Sequential`` that :func:`snmech.spectral.lipschitz_bound` certifies.
@@ -68,6 +134,8 @@ def lipschitz_mlp(
     if head not in _HEADS:
         raise ValueError(f"head must be one of {_HEADS}, got {head!r}")
     layers: list[nn.Module] = [nn.Flatten()]
+    if centered:
+        layers.append(Centering(in_features))
     width = in_features
     for h in hidden:
         layers += [_normed(nn.Linear(width, h), orthogonal_iterations, normalized)]
@@ -87,11 +155,13 @@ def convex_potential_mlp(
     width: int = 128,
     n_classes: int = 10,
     *,
+    centered: bool = False,
     normalized: bool = True,
 ) -> nn.Sequential:
     """A deep 1-Lipschitz MLP of convex potential layers and a unit-row head.
 
-    ``Flatten``, ``depth`` convex potential layers in one
+    ``Flatten``, optionally a :class:`Centering` (``centered``), ``depth``
+    convex potential layers in one
     :class:`snmech.spectral.ConvexPotentialStack` (each ``x - 2 / ||W||^2 W^T
     ReLU(W x + b)`` with ``W`` of ``width x in_features``, 1-Lipschitz by Note
     [Convex potential layer]) and a ``Linear`` head with
@@ -104,6 +174,8 @@ def convex_potential_mlp(
         depth: number of convex potential layers (>= 1).
         width: rows of each layer's ``W`` (>= 1).
         n_classes: number of logits.
+        centered: subtract a fixed input mean first (Note [Centred inputs]); its mean
+            is zero until ``model[1].fit(x_train)``.
         normalized: ``False`` gives the head plain weights (what a model file is
             loaded into); the convex potential layers are the same either way.
 
@@ -117,6 +189,8 @@ def convex_potential_mlp(
     if depth < 1 or width < 1:
         raise ValueError(f"depth and width must be >= 1, got {depth}, {width}")
     layers: list[nn.Module] = [nn.Flatten()]
+    if centered:
+        layers.append(Centering(in_features))
     layers.append(ConvexPotentialStack(in_features, width, depth))
     head = nn.Linear(in_features, n_classes)
     layers.append(unit_row_norm(head) if normalized else head)

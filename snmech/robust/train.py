@@ -1,4 +1,4 @@
-"""The training loop: Adam with a cosine schedule over all steps, seeded minibatches."""
+"""The training loop: Adam or NAdam with a cosine schedule over all steps, seeded minibatches."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
+
+_OPTIMIZERS = ("adam", "nadam")
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,9 @@ def train_classifier(
     penalty: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     per_sample: torch.Tensor | None = None,
     on_step: Callable[[float], None] | None = None,
+    optimizer: Literal["adam", "nadam"] = "adam",
 ) -> TrainResult:
-    """Train ``model`` in place with Adam, cosine-annealed from ``lr`` to 0 over all steps.
+    """Train ``model`` in place with Adam (or NAdam), cosine-annealed from ``lr`` to 0.
 
     Args:
         model: the classifier; moved to ``device``.
@@ -62,6 +66,8 @@ def train_classifier(
         on_step: called before each step with the fraction of the run done,
             ``step / n_steps`` in ``[0, 1)`` (e.g.
             :meth:`snmech.robust.losses.FarMarginCrossEntropy.set_progress`).
+        optimizer: ``"adam"`` (torch's fused Adam) or ``"nadam"`` (Adam with
+            Nesterov momentum, ``torch.optim.NAdam`` with its defaults).
 
     Returns:
         A :class:`TrainResult`. The model is left in eval mode.
@@ -72,6 +78,8 @@ def train_classifier(
         )
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"x and y must be non-empty with equal lengths, got {len(x)} and {len(y)}")
+    if optimizer not in _OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
     if per_sample is not None and len(per_sample) != len(x):
         raise ValueError(f"per_sample must have {len(x)} rows, got {len(per_sample)}")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
@@ -79,8 +87,12 @@ def train_classifier(
     x, y = x.to(dev), y.to(dev)
     if per_sample is not None:
         per_sample = per_sample.to(dev)
-    # fused: one kernel for all parameters (deep stacks have many small tensors)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    opt: torch.optim.Optimizer
+    if optimizer == "nadam":
+        opt = torch.optim.NAdam(model.parameters(), lr=lr)
+    else:
+        # fused: one kernel for all parameters (deep stacks have many small tensors)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     n_steps = epochs * math.ceil(len(x) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps)
     gen = torch.Generator().manual_seed(seed)
