@@ -461,8 +461,10 @@ def test_cpl_model_trains_and_certifies_on_cuda(digits, far):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     torch.manual_seed(0)
-    model = convex_potential_mlp(64, depth=2, width=32).cuda()
-    loss = FarMarginCrossEntropy(model[-1])
+    model = convex_potential_mlp(64, depth=2, width=32, centered=True).cuda()
+    model[1].fit(digits.x_train)  # a CPU batch into a CUDA buffer
+    assert model[1].mean.is_cuda
+    loss = FarMarginCrossEntropy(model[-1], soft_weight=0.1)
     train_classifier(
         model,
         digits.x_train,
@@ -472,6 +474,7 @@ def test_cpl_model_trains_and_certifies_on_cuda(digits, far):
         lr=2e-2,
         per_sample=far,
         device="cuda",
+        optimizer="nadam",
     )
     exported = export(model)
     x, y = digits.x_test.cuda(), digits.y_test.cuda()
@@ -479,4 +482,4 @@ def test_cpl_model_trains_and_certifies_on_cuda(digits, far):
         assert torch.equal(model(x), exported(x))
     res = certify(exported, x, y)
     assert res.radii.device.type == "cuda"
-    assert exported[1].eval_steps().device.type == "cuda"
+    assert exported[2].eval_steps().device.type == "cuda"
