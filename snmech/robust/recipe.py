@@ -35,10 +35,9 @@ from snmech.robust.losses import (
 )
 from snmech.robust.margins import far_samples
 from snmech.robust.models import Centering, build_model
-from snmech.robust.train import TrainResult, train_classifier
+from snmech.robust.train import OPTIMIZERS, TrainResult, train_classifier
 
 _MODELS = ("cpl", "mlp")
-_OPTIMIZERS = ("adam", "nadam")
 
 
 @dataclass(frozen=True)
@@ -122,8 +121,8 @@ class DigitsRecipe:
         """Raise ``ValueError`` for settings no model can be trained with."""
         if self.model not in _MODELS:
             raise ValueError(f"model must be one of {_MODELS}, got {self.model!r}")
-        if self.optimizer not in _OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.margin < 0 or self.far_weight < 0:
             raise ValueError(
                 f"margin and far_weight must be >= 0, got {self.margin}, {self.far_weight}"

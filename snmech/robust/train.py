@@ -11,7 +11,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-_OPTIMIZERS = ("adam", "nadam")
+OPTIMIZERS = ("adam", "nadam")  # the ``optimizer`` choices of train_classifier
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,8 @@ def train_classifier(
         )
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"x and y must be non-empty with equal lengths, got {len(x)} and {len(y)}")
-    if optimizer not in _OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     if per_sample is not None and len(per_sample) != len(x):
         raise ValueError(f"per_sample must have {len(x)} rows, got {len(per_sample)}")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
