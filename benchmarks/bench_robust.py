@@ -93,14 +93,16 @@ def main(argv: list[str] | None = None) -> None:
     far = f"far margins m={default.margin}/{default.far_margin}"
     soft = f"soft cert. acc. at {default.far_soft_radius}"
     recipes = {  # every snmech row trained by train_digits, with its recipe in the JSON
-        f"{cpl}, centred, {far} + {soft} W={default.far_soft_weight}, NAdam (default)": default,
-        f"{cpl}, {far}, Adam (the earlier default)": replace(
-            default, centered=False, optimizer="adam", far_soft_weight=0.0
+        f"{cpl}, centred, {far} + {soft} W={default.far_soft_weight}, NAdam, EMA (default)": (
+            default
         ),
-        f"{cpl}, centred, pair CE m={default.margin}, NAdam": replace(
+        f"{cpl}, {far}, Adam (the earlier default)": replace(
+            default, centered=False, optimizer="adam", far_soft_weight=0.0, ema_decay=0.0
+        ),
+        f"{cpl}, centred, pair CE m={default.margin}, NAdam, EMA": replace(
             default, far_weight=0.0, far_soft_weight=0.0
         ),
-        f"{cpl}, centred, {far} + {soft} W=0.3, NAdam": replace(default, far_soft_weight=0.3),
+        f"{cpl}, centred, {far} + {soft} W=0.3, NAdam, EMA": replace(default, far_soft_weight=0.3),
     }
     for m in (0.6, 0.8, 1.0):
         recipes[f"snmech MLP 64-512-10 MaxMin, unit-row head, pair CE m={m}"] = replace(

@@ -1,4 +1,4 @@
-"""Centred inputs (Note [Centred inputs]), the NAdam option and the recipe that uses both."""
+"""Centred inputs (Note [Centred inputs]), NAdam, the weight average, and the recipe using them."""
 
 import copy
 
@@ -97,11 +97,53 @@ def test_nadam_option_takes_the_nadam_step(digits):
         train_classifier(model, x, y, loss, epochs=1, optimizer="sgd")  # type: ignore[arg-type]
 
 
+def test_weight_average_is_the_moving_average_of_the_steps(digits):
+    torch.manual_seed(6)
+    model = lipschitz_mlp(64, (16,), 10, head="rows")
+    start = copy.deepcopy(model)
+    x, y = digits.x_train[:64], digits.y_train[:64]
+    # reference: the same fused Adam and cosine schedule, one full batch per epoch
+    reference = copy.deepcopy(start).train()
+    opt = torch.optim.Adam(reference.parameters(), lr=1e-2, fused=True)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 4)
+    average = [p.detach().clone() for p in reference.parameters()]
+    for step in range(4):
+        opt.zero_grad()
+        PairwiseMarginCrossEntropy(reference[-1])(reference(x), y).backward()
+        opt.step()
+        sched.step()
+        decay = 0.6 if step / 4 >= 0.5 else 0.0  # steps 2 and 3 average, 0 and 1 copy
+        for a, p in zip(average, reference.parameters(), strict=True):
+            a.copy_(decay * a + (1 - decay) * p.detach())
+    loss = PairwiseMarginCrossEntropy(model[-1])
+    train_classifier(model, x, y, loss, epochs=4, batch_size=64, lr=1e-2, ema_decay=0.6)
+    for (name, p), a in zip(model.named_parameters(), average, strict=True):
+        torch.testing.assert_close(p, a, rtol=0, atol=1e-6, msg=name)
+    last = list(reference.parameters())  # the average is not the last iterate
+    assert not all(torch.allclose(p, q) for p, q in zip(model.parameters(), last, strict=True))
+    # starting after the last step: the average is the last iterate, bit for bit
+    late = copy.deepcopy(start)
+    loss = PairwiseMarginCrossEntropy(late[-1])
+    train_classifier(late, x, y, loss, epochs=4, batch_size=64, lr=1e-2, ema_decay=0.6, ema_start=1)
+    plain = copy.deepcopy(start)
+    loss = PairwiseMarginCrossEntropy(plain[-1])
+    train_classifier(plain, x, y, loss, epochs=4, batch_size=64, lr=1e-2)
+    for p, q in zip(late.parameters(), plain.parameters(), strict=True):
+        assert torch.equal(p, q)
+    for bad in ({"ema_decay": 1.0}, {"ema_decay": -0.1}, {"ema_start": 1.5}):
+        with pytest.raises(ValueError, match="ema_decay"):
+            train_classifier(model, x, y, loss, epochs=1, **bad)
+    with pytest.raises(ValueError, match="ema_decay"):
+        DigitsRecipe(ema_decay=1.0).check()
+
+
 def test_recipe_centres_with_nadam_and_keeps_the_mlp_as_tuned(digits, tmp_path):
     recipe = DigitsRecipe(epochs=2, depth=2, width=16)
-    assert recipe.centered and recipe.optimizer == "nadam" and recipe.far_soft_weight == 0.075
+    assert recipe.centered and recipe.optimizer == "nadam" and recipe.far_soft_weight == 0.0625
+    assert recipe.ema_decay == 0.995 and recipe.ema_start == 0.5
     mlp = DigitsRecipe.for_model("mlp")
     assert not mlp.centered and mlp.optimizer == "adam" and mlp.far_soft_weight == 0.0
+    assert mlp.ema_decay == 0.0
     model, _ = train_digits(digits, recipe)
     assert isinstance(model[1], Centering)
     assert torch.equal(model[1].mean, Centering(64).fit(digits.x_train).mean)

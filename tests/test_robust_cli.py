@@ -72,7 +72,7 @@ def test_far_margin_below_margin_is_refused(tmp_path):
 def test_far_warmup_is_recorded_and_checked(model_file, tmp_path):
     _, meta = load_classifier(model_file)
     assert meta["training"]["far_warmup"] == 1.0 and meta["training"]["far_weight"] == 2.5
-    assert meta["training"]["far_soft_weight"] == 0.075
+    assert meta["training"]["far_soft_weight"] == 0.0625
     args = ["robust", "train", "--out", str(tmp_path / "m.safetensors"), "--far-warmup", "1.5"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code != 0

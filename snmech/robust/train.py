@@ -44,6 +44,8 @@ def train_classifier(
     per_sample: torch.Tensor | None = None,
     on_step: Callable[[float], None] | None = None,
     optimizer: Literal["adam", "nadam"] = "adam",
+    ema_decay: float = 0.0,
+    ema_start: float = 0.5,
 ) -> TrainResult:
     """Train ``model`` in place with Adam (or NAdam), cosine-annealed from ``lr`` to 0.
 
@@ -68,6 +70,11 @@ def train_classifier(
             :meth:`snmech.robust.losses.FarMarginCrossEntropy.set_progress`).
         optimizer: ``"adam"`` (torch's fused Adam) or ``"nadam"`` (Adam with
             Nesterov momentum, ``torch.optim.NAdam`` with its defaults).
+        ema_decay: ``d`` in ``[0, 1)``; above 0 the model ends with an
+            exponential moving average of its parameters, ``a <- d a + (1 - d) p``
+            after every step once ``ema_start`` of the run is done (before
+            that ``a`` follows ``p``). Buffers are left as trained.
+        ema_start: that fraction, in ``[0, 1]``.
 
     Returns:
         A :class:`TrainResult`. The model is left in eval mode.
@@ -82,6 +89,10 @@ def train_classifier(
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     if per_sample is not None and len(per_sample) != len(x):
         raise ValueError(f"per_sample must have {len(x)} rows, got {len(per_sample)}")
+    if not (0 <= ema_decay < 1 and 0 <= ema_start <= 1):
+        raise ValueError(
+            f"need 0 <= ema_decay < 1 and 0 <= ema_start <= 1, got {ema_decay}, {ema_start}"
+        )
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(dev).train()
     x, y = x.to(dev), y.to(dev)
@@ -95,6 +106,8 @@ def train_classifier(
         opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     n_steps = epochs * math.ceil(len(x) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, n_steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    average = [p.detach().clone() for p in params] if ema_decay > 0 else None
     gen = torch.Generator().manual_seed(seed)
     losses = []
     step = 0
@@ -104,8 +117,9 @@ def train_classifier(
         total = torch.zeros((), device=dev)
         for i in range(0, len(x), batch_size):
             idx = perm[i : i + batch_size]
+            progress = step / n_steps
             if on_step is not None:
-                on_step(step / n_steps)
+                on_step(progress)
             step += 1
             if per_sample is None:
                 loss = loss_fn(model(x[idx]), y[idx])
@@ -117,10 +131,23 @@ def train_classifier(
             loss.backward()
             opt.step()
             sched.step()
+            if average is not None:
+                _update_average(average, params, ema_decay if progress >= ema_start else 0.0)
             total += loss.detach() * len(idx)
         losses.append(float(total) / len(x))
+    if average is not None:
+        with torch.no_grad():
+            for p, a in zip(params, average, strict=True):
+                p.copy_(a)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     result = TrainResult(tuple(losses), time.process_time() - cpu0, time.perf_counter() - wall0)
     model.eval()
     return result
+
+
+@torch.no_grad()
+def _update_average(average: list[torch.Tensor], params: list[torch.Tensor], decay: float) -> None:
+    """``a <- decay a + (1 - decay) p`` for each pair (``decay = 0`` copies ``p``)."""
+    for a, p in zip(average, params, strict=True):
+        a.lerp_(p, 1.0 - decay)
