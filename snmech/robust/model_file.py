@@ -121,7 +121,9 @@ def _stacked_cpl_layout(tensors: dict[str, torch.Tensor], depth: int) -> dict[st
     Files written before the stack hold one module per layer: ``{i}.weight``,
     ``{i}.bias``, ``{i}._v`` for ``i = 1..depth`` and the head at ``depth + 1``.
     Those are stacked, so a model trained then loads unchanged; anything else
-    is returned as it is (and a mismatch is reported by ``load_state_dict``).
+    (today's layout, or a centred model with its ``Centering`` at index 1, which
+    came after the stack) is returned as it is, and a mismatch is reported by
+    ``load_state_dict``.
     """
     first = tensors.get("1.weight")
     if first is None or first.dim() != 2:

@@ -36,7 +36,7 @@ from snmech.robust.losses import (
 )
 from snmech.robust.margins import far_samples
 from snmech.robust.models import Centering, build_model
-from snmech.robust.train import OPTIMIZERS, TrainResult, train_classifier
+from snmech.robust.train import TrainResult, check_optimizer, train_classifier
 
 _MODELS = ("cpl", "mlp")
 
@@ -127,13 +127,7 @@ class DigitsRecipe:
         """Raise ``ValueError`` for settings no model can be trained with."""
         if self.model not in _MODELS:
             raise ValueError(f"model must be one of {_MODELS}, got {self.model!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not (0 <= self.ema_decay < 1 and 0 <= self.ema_start <= 1):
-            raise ValueError(
-                "need 0 <= ema_decay < 1 and 0 <= ema_start <= 1, "
-                f"got {self.ema_decay}, {self.ema_start}"
-            )
+        check_optimizer(self.optimizer, self.ema_decay, self.ema_start)
         if self.margin < 0 or self.far_weight < 0:
             raise ValueError(
                 f"margin and far_weight must be >= 0, got {self.margin}, {self.far_weight}"

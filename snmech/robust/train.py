@@ -85,14 +85,9 @@ def train_classifier(
         )
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"x and y must be non-empty with equal lengths, got {len(x)} and {len(y)}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    check_optimizer(optimizer, ema_decay, ema_start)
     if per_sample is not None and len(per_sample) != len(x):
         raise ValueError(f"per_sample must have {len(x)} rows, got {len(per_sample)}")
-    if not (0 <= ema_decay < 1 and 0 <= ema_start <= 1):
-        raise ValueError(
-            f"need 0 <= ema_decay < 1 and 0 <= ema_start <= 1, got {ema_decay}, {ema_start}"
-        )
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(dev).train()
     x, y = x.to(dev), y.to(dev)
@@ -144,6 +139,16 @@ def train_classifier(
     result = TrainResult(tuple(losses), time.process_time() - cpu0, time.perf_counter() - wall0)
     model.eval()
     return result
+
+
+def check_optimizer(optimizer: str, ema_decay: float, ema_start: float) -> None:
+    """Raise ``ValueError`` unless :func:`train_classifier` accepts these three settings."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if not (0 <= ema_decay < 1 and 0 <= ema_start <= 1):
+        raise ValueError(
+            f"need 0 <= ema_decay < 1 and 0 <= ema_start <= 1, got {ema_decay}, {ema_start}"
+        )
 
 
 @torch.no_grad()
