@@ -6,6 +6,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.snmech-installed
 EXTRAS  ?= fem,dev
+NEED_MB ?= 7000
 
 # A Python 3.12 interpreter: PYTHON if given, else python3.12 / python3 on PATH
 # (only if it really runs and is 3.12; a pyenv shim may not), else pyenv's install.
@@ -26,6 +27,11 @@ $(STAMP): pyproject.toml
 	    echo "error: snmech needs Python 3.12 (the dolfinx wheel dolfinx-solver-real is cp312)." >&2; \
 	    echo "       Install it (e.g. 'pyenv install 3.12', or your OS package python3.12)," >&2; \
 	    echo "       or point to one: make PYTHON=/path/to/python3.12 test" >&2; exit 1; }; \
+	  free_mb=$$(df -Pm . | awk 'NR==2 {print $$4}'); \
+	  if [ -n "$$free_mb" ] && [ "$$free_mb" -lt $(NEED_MB) ]; then \
+	    echo "error: $$free_mb MB free on the disk of $$(pwd); the new $(VENV) (torch's CUDA build," >&2; \
+	    echo "       dolfinx, PETSc) needs about $(NEED_MB) MB. Free some space and run make again." >&2; exit 1; \
+	  fi; \
 	  echo "creating $(VENV) with $$py"; \
 	  "$$py" -m venv $(VENV) || exit 1; \
 	fi
