@@ -19,6 +19,7 @@ from snmech.robust import (
 )
 from snmech.robust.model_file import load_classifier, save_classifier
 from snmech.robust.recipe import DigitsRecipe, train_digits
+from snmech.robust.train import LeanNAdam
 from snmech.spectral import lipschitz_bound
 
 SHAPE = (1, 8, 8)
@@ -95,6 +96,38 @@ def test_nadam_option_takes_the_nadam_step(digits):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-7, msg=name)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         train_classifier(model, x, y, loss, epochs=1, optimizer="sgd")  # type: ignore[arg-type]
+
+
+def test_lean_nadam_follows_torch_nadam_over_a_scheduled_run():
+    # Note [A lean NAdam step]: torch's maths with float64 coefficients
+    torch.manual_seed(7)
+    shapes = [(8, 128, 64), (8, 128), (10, 64), (10,)]
+    start = [torch.randn(s) for s in shapes]
+    runs = {name: [p.clone().requires_grad_() for p in start] for name in ("lean", "nadam", "adam")}
+    frozen = torch.randn(3, requires_grad=True)  # no gradient: left alone
+    before = frozen.detach().clone()
+    opts = {
+        "lean": LeanNAdam([*runs["lean"], frozen], lr=2e-2),
+        "nadam": torch.optim.NAdam(runs["nadam"], lr=2e-2),
+        "adam": torch.optim.Adam(runs["adam"], lr=2e-2),  # the check's teeth
+    }
+    scheds = [torch.optim.lr_scheduler.CosineAnnealingLR(o, 400) for o in opts.values()]
+    for _ in range(400):
+        for k, shape in enumerate(shapes):
+            grad = torch.randn(shape) * 10.0 ** torch.randint(-3, 2, ()).item()
+            for params in runs.values():
+                params[k].grad = grad.clone()
+        for opt, sched in zip(opts.values(), scheds, strict=True):
+            opt.step()
+            sched.step()
+    for p, q, r in zip(runs["lean"], runs["nadam"], runs["adam"], strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-5)
+        assert float((r - q).detach().abs().max()) > 1e-2
+    assert torch.equal(frozen, before)
+    with pytest.raises(ValueError, match="lr > 0"):
+        LeanNAdam(runs["lean"], lr=0.0)
+    with pytest.raises(ValueError, match="betas"):
+        LeanNAdam(runs["lean"], betas=(0.9, 1.0))
 
 
 def test_weight_average_is_the_moving_average_of_the_steps(digits):

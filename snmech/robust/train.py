@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -69,7 +69,8 @@ def train_classifier(
             ``step / n_steps`` in ``[0, 1)`` (e.g.
             :meth:`snmech.robust.losses.FarMarginCrossEntropy.set_progress`).
         optimizer: ``"adam"`` (torch's fused Adam) or ``"nadam"`` (Adam with
-            Nesterov momentum, ``torch.optim.NAdam`` with its defaults).
+            Nesterov momentum: :class:`LeanNAdam`, ``torch.optim.NAdam``'s step
+            with its defaults).
         ema_decay: ``d`` in ``[0, 1)``; above 0 the model ends with an
             exponential moving average of its parameters, ``a <- d a + (1 - d) p``
             after every step once ``ema_start`` of the run is done (before
@@ -95,7 +96,7 @@ def train_classifier(
         per_sample = per_sample.to(dev)
     opt: torch.optim.Optimizer
     if optimizer == "nadam":
-        opt = torch.optim.NAdam(model.parameters(), lr=lr)
+        opt = LeanNAdam(model.parameters(), lr=lr)
     else:
         # fused: one kernel for all parameters (deep stacks have many small tensors)
         opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
@@ -156,3 +157,74 @@ def _update_average(average: list[torch.Tensor], params: list[torch.Tensor], dec
     """``a <- decay a + (1 - decay) p`` for each pair (``decay = 0`` copies ``p``)."""
     for a, p in zip(average, params, strict=True):
         a.lerp_(p, 1.0 - decay)
+
+
+class LeanNAdam(torch.optim.Optimizer):
+    """``torch.optim.NAdam``'s step (Dozat 2016) with its defaults and fewer kernels.
+
+    Same update as ``torch.optim.NAdam(params, lr)``: ``betas = (0.9, 0.999)``,
+    ``eps = 1e-8``, ``momentum_decay = 4e-3``, no weight decay. Works on any device.
+
+    Note [A lean NAdam step]
+        torch's NAdam has no fused kernel, and its single-tensor CPU path keeps
+        the step count and the momentum product in scalar tensors, converted on
+        every step. For the digits CPL (4 parameter tensors, 66k numbers) that
+        bookkeeping costs as much as the arithmetic: about 0.5 ms a step against
+        fused Adam's 0.18 ms, a tenth of the training step. Here the step count and
+        the momentum product are Python floats, so a step is the 8 element-wise
+        kernels per tensor of the update itself. The coefficients are computed in
+        float64 (torch's momentum product is a float32 tensor), so parameters agree
+        with ``torch.optim.NAdam`` to rounding, not bit for bit.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        momentum_decay: float = 4e-3,
+    ) -> None:
+        if not lr > 0 or not eps > 0 or not momentum_decay >= 0:
+            raise ValueError(
+                f"need lr > 0, eps > 0, momentum_decay >= 0; got {lr}, {eps}, {momentum_decay}"
+            )
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas}")
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "momentum_decay": momentum_decay}
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """One update of every parameter with a gradient."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            lr, eps, psi = group["lr"], group["eps"], group["momentum_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("LeanNAdam does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["mu_product"] = 1.0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                t = state["step"]
+                mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
+                mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
+                state["mu_product"] *= mu
+                mu_product = state["mu_product"]
+                grad, exp_avg, exp_avg_sq = p.grad, state["exp_avg"], state["exp_avg_sq"]
+                exp_avg.lerp_(grad, 1.0 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+                denom = exp_avg_sq.div(1.0 - beta2**t).sqrt_().add_(eps)
+                p.addcdiv_(grad, denom, value=-lr * (1.0 - mu) / (1.0 - mu_product))
+                p.addcdiv_(exp_avg, denom, value=-lr * mu_next / (1.0 - mu_product * mu_next))
+        return loss
