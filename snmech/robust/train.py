@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -153,7 +153,9 @@ def check_optimizer(optimizer: str, ema_decay: float, ema_start: float) -> None:
 
 
 @torch.no_grad()
-def _update_average(average: list[torch.Tensor], params: list[torch.Tensor], decay: float) -> None:
+def _update_average(
+    average: Sequence[torch.Tensor], params: Sequence[torch.Tensor], decay: float
+) -> None:
     """``a <- decay a + (1 - decay) p`` for each pair (``decay = 0`` copies ``p``)."""
     for a, p in zip(average, params, strict=True):
         a.lerp_(p, 1.0 - decay)
