@@ -17,8 +17,10 @@ from snmech.robust import (
     certify,
     convex_potential_mlp,
     export,
+    far_margin_cross_entropy,
     far_samples,
     load_digits_split,
+    margin_cross_entropy,
     nearest_other_class,
     pairwise_margin_cross_entropy,
     soft_certified_accuracy,
@@ -452,6 +454,14 @@ def test_bad_input_is_refused(trained, digits):
         soft_certified_accuracy(logits, y, head.weight, radius=0.5, mask=torch.ones(2))
     with pytest.raises(ValueError, match="width > 0"):
         DigitsRecipe(far_soft_width=0.0).check()
+    far = torch.tensor([True, False])
+    for bad_temperature in (
+        lambda: margin_cross_entropy(logits, y, temperature=0.0),
+        lambda: pairwise_margin_cross_entropy(logits, y, head.weight, temperature=-1.0),
+        lambda: far_margin_cross_entropy(logits, y, head.weight, far, temperature=0.0),
+    ):
+        with pytest.raises(ValueError, match="temperature must be > 0"):
+            bad_temperature()
     with pytest.raises(ValueError, match="far_margin must exceed"):
         DigitsRecipe(far_weight=0.0, far_soft_weight=0.5, far_margin=0.5).check()
 

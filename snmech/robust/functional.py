@@ -52,9 +52,7 @@ def margin_cross_entropy(
     Returns:
         The mean loss (scalar).
     """
-    _check(logits, target, margin)
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    _check(logits, target, margin, temperature)
     offset = math.sqrt(2.0) * margin * F.one_hot(target, logits.shape[1]).to(logits.dtype)
     return F.cross_entropy(temperature * (logits - offset), target) / temperature
 
@@ -91,11 +89,11 @@ def pairwise_margin_cross_entropy(
             raise ValueError(
                 f"per-sample margins must be ({len(target)},), got {tuple(margin.shape)}"
             )
-        _check(logits, target, float(margin.min()) if margin.numel() else 0.0)
+        _check(logits, target, float(margin.min()) if margin.numel() else 0.0, temperature)
         margin = margin.to(logits.dtype)[:, None]
     else:
-        _check(logits, target, margin)
-    rival = _rival_distances(logits, target, head_weight, temperature)
+        _check(logits, target, margin, temperature)
+    rival = _rival_distances(logits, target, head_weight)
     return F.cross_entropy(temperature * (logits + margin * rival), target) / temperature
 
 
@@ -149,10 +147,10 @@ def far_margin_cross_entropy(
         return pairwise_margin_cross_entropy(
             logits, target, head_weight, margin=margin, temperature=temperature
         )
-    _check(logits, target, margin)
+    _check(logits, target, margin, temperature)
     # one set of row distances for all terms, offsets folded into the scaled
     # logits: a deep network's step is bound by kernel count, not by this size
-    rival = _rival_distances(logits, target, head_weight, temperature)
+    rival = _rival_distances(logits, target, head_weight)
     base_logits = torch.add(temperature * logits, rival, alpha=temperature * margin)
     loss = F.cross_entropy(base_logits, target)
     if far_weight > 0:
@@ -201,9 +199,9 @@ def soft_certified_accuracy(
     Returns:
         A scalar in ``[0, 1]``.
     """
-    _check(logits, target, 0.0)
+    _check(logits, target)
     check_soft_term(1.0, radius, width)
-    rival = _rival_distances(logits, target, head_weight, 1.0)
+    rival = _rival_distances(logits, target, head_weight)
     hits = _soft_hits(logits, target, rival, radius, width)
     if mask is None:
         return hits.mean()
@@ -255,11 +253,9 @@ def head_row_distances(head_weight: torch.Tensor) -> torch.Tensor:
 
 
 def _rival_distances(
-    logits: torch.Tensor, target: torch.Tensor, head_weight: torch.Tensor, temperature: float
+    logits: torch.Tensor, target: torch.Tensor, head_weight: torch.Tensor
 ) -> torch.Tensor:
     """``(B, K)``: ``||w_y - w_j||`` for each rival ``j`` of each target ``y``, 0 at ``j = y``."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
     if head_weight.dim() != 2 or head_weight.shape[0] != logits.shape[1]:
         raise ValueError(
             f"head_weight must be ({logits.shape[1]}, F), got {tuple(head_weight.shape)}"
@@ -321,10 +317,14 @@ def logit_margin(logits: torch.Tensor, target: torch.Tensor | None = None) -> to
     return true - other.max(dim=1).values
 
 
-def _check(logits: torch.Tensor, target: torch.Tensor, margin: float) -> None:
+def _check(
+    logits: torch.Tensor, target: torch.Tensor, margin: float = 0.0, temperature: float = 1.0
+) -> None:
     if logits.dim() != 2 or logits.shape[1] < 2:
         raise ValueError(f"logits must be (B, K) with K >= 2, got {tuple(logits.shape)}")
     if target.shape != logits.shape[:1]:
         raise ValueError(f"target must be ({logits.shape[0]},), got {tuple(target.shape)}")
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
