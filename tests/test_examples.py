@@ -133,3 +133,35 @@ def test_snmech_simulate_restarts_from_a_checkpoint(tmp_path):
     )
     assert restarted["status"] == "completed" and restarted["steps"] > 100
     assert (tmp_path / "out" / "summary.json").exists()  # the first run's files are kept
+
+
+def test_simulate_out_is_relative_to_the_current_directory(tmp_path, monkeypatch):
+    # --out and --restart are command-line paths: both relative to where the user runs,
+    # while [output] directory inside the file stays relative to the case file
+    from snmech.cli import cli
+
+    cases, work = tmp_path / "cases", tmp_path / "work"
+    cases.mkdir()
+    work.mkdir()
+    text = (EXAMPLES / "cantilever_impact.toml").read_text()
+    text = text.replace('directory = "../results/cantilever_impact"', 'directory = "in_file"')
+    text = text.replace("[output]\n", "[output]\ncheckpoint_every = 50\n")
+    (cases / "case.toml").write_text(text)
+    monkeypatch.chdir(work)
+    run = ["simulate", str(cases / "case.toml"), "--no-progress"]
+    first = CliRunner().invoke(cli, [*run, "--out", "OUT", "--end", "2e-4"])
+    assert first.exit_code == 0, first.output
+    assert (work / "OUT" / "summary.json").exists() and not (cases / "OUT").exists()
+    again = CliRunner().invoke(
+        cli, [*run, "--out", "OUT", "--end", "3e-4", "--restart", "OUT/checkpoint"]
+    )
+    assert again.exit_code == 0, again.output
+    assert (work / "OUT" / "restart_from_step_100" / "summary.json").exists()
+
+    missing = CliRunner().invoke(cli, [*run, "--end", "3e-4", "--restart", "nowhere/checkpoint"])
+    assert missing.exit_code != 0
+    assert "no checkpoint there" in missing.output and "rank<r>of<n>.npz" in missing.output
+    # a checkpoint written by another number of ranks is named as such
+    (work / "OUT" / "checkpoint.rank0of1.npz").rename(work / "OUT" / "checkpoint.rank0of2.npz")
+    other = CliRunner().invoke(cli, [*run, "--end", "3e-4", "--restart", "OUT/checkpoint"])
+    assert other.exit_code != 0 and "written by 2 ranks" in other.output, other.output

@@ -334,7 +334,8 @@ def run_case(
 
     Args:
         path: the TOML file.
-        output_dir: overrides ``[output] directory``.
+        output_dir: overrides ``[output] directory``; relative to the current
+            directory (``[output] directory`` is relative to the case file's).
         end: overrides ``[time] end`` (s).
         progress: show a progress bar (rank 0).
         comm: MPI communicator.
@@ -346,8 +347,13 @@ def run_case(
     """
     case = load_case(path)
     out_spec = case.data.get("output", {})
-    directory = output_dir if output_dir is not None else out_spec.get("directory")
-    out = None if directory is None else case.resolve(str(directory))
+    # the caller's directory is relative to where it runs, the file's to the file
+    if output_dir is not None:
+        out: Path | None = Path(output_dir)
+    elif out_spec.get("directory") is not None:
+        out = case.resolve(str(out_spec["directory"]))
+    else:
+        out = None
     solver = build_solver(case, comm, **overrides)
     if restart is not None:
         solver.load_checkpoint(restart)

@@ -576,9 +576,21 @@ class ExplicitSolver:
         comm = self.comm
         f = Path(f"{path}.rank{comm.rank}of{comm.size}.npz")
         if not f.exists():
+            base = Path(path)
+            written = sorted(
+                {
+                    q.name.rsplit("of", 1)[1][: -len(".npz")]
+                    for q in base.parent.glob(f"{base.name}.rank*of*.npz")
+                }
+            )
+            if written:
+                raise FileNotFoundError(
+                    f"{f}: no checkpoint for rank {comm.rank} of {comm.size}; {base} was written "
+                    f"by {' or '.join(written)} ranks (a restart needs the same number of ranks)"
+                )
             raise FileNotFoundError(
-                f"{f}: no checkpoint for rank {comm.rank} of {comm.size} "
-                "(a restart needs the same number of ranks)"
+                f"{base}: no checkpoint there (expected files {base.name}.rank<r>of<n>.npz "
+                f"in {base.parent.resolve()})"
             )
         with np.load(f) as data:
             imap = self.V.dofmap.index_map
