@@ -8,6 +8,7 @@ file. What the JSON holds and how the model is rebuilt is each caller's own.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,16 @@ def read_model_metadata(
         meta: dict[str, Any] = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise error(f"{p}: corrupt metadata JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise error(f"{p}: metadata is a JSON {type(meta).__name__}, not an object")
     if meta.get("format") != fmt:
         raise error(f"{p}: format {meta.get('format')!r}, this snmech reads {fmt!r}")
     return meta
+
+
+def metadata_number(node: Any, key: str, where: str, error: type[Exception]) -> float:
+    """``node[key]`` as a finite float; ``error`` names ``key`` when it is not one."""
+    value = node.get(key) if isinstance(node, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise error(f"{where}: metadata {key!r} must be a finite number, got {value!r:.80}")
+    return float(value)

@@ -179,6 +179,77 @@ def test_corrupt_and_foreign_files(tmp_path):
         load_law(tmp_path / "missing.safetensors")
 
 
+def _rewrite_metadata(path, edit):
+    """Write ``path`` again with its metadata JSON changed by ``edit(meta) -> meta``."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["snmech"])
+    save_file(load_file(str(path)), str(path), metadata={"snmech": json.dumps(edit(meta))})
+
+
+def _drop(meta, *keys):
+    node = meta
+    for key in keys[:-1]:
+        node = node[key]
+    del node[keys[-1]]
+    return meta
+
+
+def _set(meta, value, *keys):
+    node = meta
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    return meta
+
+
+@pytest.mark.parametrize(
+    ("edit", "error", "message"),
+    [
+        (lambda m: [m], ModelFileError, "metadata is a JSON list, not an object"),
+        (lambda m: _drop(m, "architecture"), ModelFileError, "'architecture' must be a JSON"),
+        (lambda m: _set(m, "big", "architecture"), ModelFileError, "'architecture' must be"),
+        (lambda m: _set(m, "foo", "dtype"), ModelFileError, "'dtype' must be one of"),
+        (lambda m: _drop(m, "certificate"), ModelFileError, "'certificate' must be a JSON"),
+        (lambda m: _set(m, 3, "certificate"), ModelFileError, "'certificate' must be a JSON"),
+        (
+            lambda m: _drop(m, "certificate", "lipschitz_bound_pa"),
+            CertificateMismatchError,
+            "has no 'lipschitz_bound_pa'",
+        ),
+        (
+            lambda m: _set(m, "abc", "certificate", "lipschitz_bound_pa"),
+            ModelFileError,
+            "'lipschitz_bound_pa' must be a finite number, got 'abc'",
+        ),
+        (
+            lambda m: _set(m, float("nan"), "certificate", "lipschitz_bound_pa"),
+            ModelFileError,
+            "must be a finite number",
+        ),
+        (
+            lambda m: _drop(m, "certificate", "loewner_bound_pa"),
+            CertificateMismatchError,
+            "has no 'loewner_bound_pa'",
+        ),
+        (
+            lambda m: _set(m, [["x"]], "certificate", "loewner_bound_pa"),
+            ModelFileError,
+            "'loewner_bound_pa' must be a matrix of numbers",
+        ),
+    ],
+)
+def test_edited_metadata_is_refused_by_name(trained, tmp_path, edit, error, message):
+    path = save_law(trained.law, tmp_path / "law.safetensors")
+    _rewrite_metadata(path, edit)
+    with pytest.raises(error, match=message):
+        load_law(path)
+    result = CliRunner().invoke(cli, ["certify", str(path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert message.split("'")[0] in result.output
+
+
 def test_cli_pipeline(tmp_path):
     runner = CliRunner()
     data = tmp_path / "d.npz"

@@ -172,6 +172,23 @@ def test_model_file_round_trip_and_tampering(tmp_path: object) -> None:
     save_file(tensors, str(path), metadata={"snmech": json.dumps(meta)})
     with pytest.raises(CertificateMismatchError, match="Lipschitz bound"):
         load_law(path)
+    # a state certificate that is missing or names another state size is refused too
+    path = save_law(law, tmp_path / "rl2.safetensors")  # type: ignore[operator]
+    tensors = load_file(str(path))
+    for key, value, message in [
+        ("state_size", None, "has no 'state_size'"),
+        ("state_size", law.state_size + 1, "stored state size"),
+        ("state_lipschitz_bound", None, "has no 'state_lipschitz_bound'"),
+        ("state_lipschitz_bound", 0.5, "stored state Lipschitz bound"),
+    ]:
+        edited = read_metadata(path)
+        if value is None:
+            del edited["certificate"][key]
+        else:
+            edited["certificate"][key] = value
+        save_file(tensors, str(tmp_path / "e.safetensors"), metadata={"snmech": json.dumps(edited)})
+        with pytest.raises(CertificateMismatchError, match=message):
+            load_law(tmp_path / "e.safetensors")
 
 
 def test_evaluator_update_matches_the_law_for_torch_and_numpy_laws() -> None:

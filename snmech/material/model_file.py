@@ -19,12 +19,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch.nn.utils import parametrize
 
-from snmech._model_file import read_model_metadata, write_model_file
+from snmech._model_file import metadata_number, read_model_metadata, write_model_file
 from snmech.material.neural import LAW_KINDS, NeuralLaw, PotentialLaw
 from snmech.material.recurrent import RecurrentLaw
 
 FORMAT = "snmech-law/1"
 CERT_RTOL = 1e-9
+_DTYPES = ("float16", "bfloat16", "float32", "float64")
 FILE_KINDS: dict[str, type[NeuralLaw]] = LAW_KINDS | {"recurrent": RecurrentLaw}
 
 
@@ -119,10 +120,16 @@ def load_law(
     except (SafetensorError, OSError) as exc:
         raise ModelFileError(f"{p}: cannot read the weights ({exc})") from None
     cls = FILE_KINDS[meta["kind"]]
+    arch, dtype = meta.get("architecture"), meta.get("dtype", "float32")
+    if not isinstance(arch, dict):
+        raise ModelFileError(
+            f"{p}: metadata 'architecture' must be a JSON object, got {arch!r:.80}"
+        )
+    if dtype not in _DTYPES:
+        raise ModelFileError(f"{p}: metadata 'dtype' must be one of {_DTYPES}, got {dtype!r:.80}")
     try:
-        law = cls(**meta["architecture"], normalized=False)
-        dtype = getattr(torch, meta.get("dtype", "float32"))
-        law = law.to(dtype)
+        law = cls(**arch, normalized=False)
+        law = law.to(getattr(torch, dtype))
         law.load_state_dict(tensors, strict=True)
     except (TypeError, RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{p}: weights do not match the stored architecture ({exc})") from None
@@ -130,27 +137,55 @@ def load_law(
         raise ModelFileError(f"{p}: weights contain NaN or inf")
     law.eval()
     if verify:
-        check_certificate(law, meta["certificate"], str(p))
+        check_certificate(law, meta.get("certificate"), str(p))
     return law.to(device)
 
 
-def check_certificate(law: NeuralLaw, stored: dict[str, Any], where: str) -> dict[str, Any]:
-    """Recompute the certificate of ``law``; raise if it differs from ``stored``."""
+def check_certificate(law: NeuralLaw, stored: Any, where: str) -> dict[str, Any]:
+    """Recompute the certificate of ``law``; raise if it differs from ``stored``.
+
+    Raises:
+        ModelFileError: ``stored`` is not a certificate (not an object, a bound
+            that is not a number).
+        CertificateMismatchError: a bound this law has is missing from ``stored``
+            or differs from the weights'.
+    """
+    if not isinstance(stored, dict):
+        raise ModelFileError(
+            f"{where}: metadata 'certificate' must be a JSON object, got {stored!r:.80}"
+        )
     fresh = certificate_of(law)
-    a, b = float(stored["lipschitz_bound_pa"]), float(fresh["lipschitz_bound_pa"])
+    for key in ("lipschitz_bound_pa", "loewner_bound_pa", "state_lipschitz_bound", "state_size"):
+        if key in fresh and key not in stored:
+            raise CertificateMismatchError(
+                f"{where}: the stored certificate has no {key!r}, which a {law.kind} law's has"
+            )
+    a = metadata_number(stored, "lipschitz_bound_pa", where, ModelFileError)
+    b = float(fresh["lipschitz_bound_pa"])
     if not np.isclose(a, b, rtol=CERT_RTOL, atol=0.0):
         raise CertificateMismatchError(
             f"{where}: stored Lipschitz bound {a:.9e} Pa but the weights give {b:.9e} Pa"
         )
-    if "state_lipschitz_bound" in stored and not np.isclose(
-        float(stored["state_lipschitz_bound"]), float(fresh.get("state_lipschitz_bound", np.nan))
-    ):
-        raise CertificateMismatchError(
-            f"{where}: stored state Lipschitz bound {stored['state_lipschitz_bound']} does not "
-            f"match the weights ({fresh.get('state_lipschitz_bound')})"
-        )
-    if "loewner_bound_pa" in stored:
-        A, B = np.asarray(stored["loewner_bound_pa"]), np.asarray(fresh["loewner_bound_pa"])
+    if "state_lipschitz_bound" in fresh:
+        a = metadata_number(stored, "state_lipschitz_bound", where, ModelFileError)
+        if not np.isclose(a, fresh["state_lipschitz_bound"]):
+            raise CertificateMismatchError(
+                f"{where}: stored state Lipschitz bound {a} does not match the weights "
+                f"({fresh['state_lipschitz_bound']})"
+            )
+        if stored["state_size"] != fresh["state_size"]:
+            raise CertificateMismatchError(
+                f"{where}: stored state size {stored['state_size']!r:.40} but the law has "
+                f"{fresh['state_size']} state entries per point"
+            )
+    if "loewner_bound_pa" in fresh:
+        try:
+            A = np.asarray(stored["loewner_bound_pa"], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ModelFileError(
+                f"{where}: metadata 'loewner_bound_pa' must be a matrix of numbers"
+            ) from None
+        B = np.asarray(fresh["loewner_bound_pa"])
         if A.shape != B.shape or not np.allclose(
             A, B, rtol=CERT_RTOL, atol=CERT_RTOL * np.abs(B).max()
         ):
