@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any
 
 import click
 
 import snmech
 
+DEBUG_VARIABLE = "SNMECH_DEBUG"
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Commands(click.Group):
+    """The command group; the library's refusals reach the user as one-line errors.
+
+    The library raises ``ValueError`` (bad options, data, files, an unsafe time
+    step), ``FloatingPointError`` (a run that diverged) and ``OSError`` (files),
+    each with a message naming the problem; a traceback adds nothing to it.
+    ``SNMECH_DEBUG=1`` lets them through with their tracebacks.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ValueError, FloatingPointError, OSError) as exc:
+            if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+                raise
+            raise click.ClickException(str(exc) or type(exc).__name__) from exc
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(snmech.__version__, prog_name="snmech")
 def cli() -> None:
     """Certified spectrally normalized networks for physics codes."""
@@ -597,15 +619,22 @@ def robust_evaluate(model_file: str, eps: tuple[float, ...], more_eps: tuple[flo
     from snmech.robust.model_file import ClassifierFileError, load_classifier
 
     radii = list(eps) + list(more_eps) if more_eps else list(eps)
-    if any(not e > 0 for e in radii):
-        raise click.BadParameter(f"eps must be > 0, got {radii}", param_hint="--eps")
+    if any(not (e > 0 and math.isfinite(e)) for e in radii):
+        raise click.BadParameter(f"eps must be finite and > 0, got {radii}", param_hint="--eps")
     try:
         model, meta = load_classifier(model_file)
     except ClassifierFileError as exc:
         raise click.ClickException(str(exc)) from None
     data = load_digits_split()
+    shape = tuple(meta["input_shape"])  # checked by load_classifier
+    x = data.x_test
+    if math.prod(shape) != x[0].numel():
+        raise click.ClickException(
+            f"{model_file}: the model takes images of shape {shape}, "
+            f"the digits are {tuple(x.shape[1:])}"
+        )
     rep = evaluate_robustness(
-        model, data.x_test, data.y_test, radii, input_shape=tuple(meta["input_shape"])
+        model, x.reshape(len(x), *shape), data.y_test, radii, input_shape=shape
     )
     click.echo(f"certified Lipschitz bound L = {rep.lipschitz:.6f}")
     click.echo(f"clean accuracy {100 * rep.clean:.1f} %")

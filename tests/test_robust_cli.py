@@ -7,7 +7,11 @@ from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
 from snmech.cli import cli
-from snmech.robust.model_file import CertificateMismatchError, load_classifier
+from snmech.robust.model_file import (
+    CertificateMismatchError,
+    ClassifierFileError,
+    load_classifier,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +32,14 @@ def test_evaluate_reports_clean_certified_and_pgd(model_file):
 def test_eps_must_be_positive(model_file):
     res = CliRunner().invoke(cli, ["robust", "evaluate", str(model_file), "--eps", "0"])
     assert res.exit_code != 0
-    assert "eps must be > 0" in res.output
+    assert "eps must be finite and > 0" in res.output
+    for eps in ("inf", "nan", "-1"):
+        res = CliRunner().invoke(cli, ["robust", "evaluate", str(model_file), f"--eps={eps}"])
+        assert res.exit_code == 2 and "eps must be finite and > 0" in res.output
+    # representable as a Python float but not in the images' float32: named, no traceback
+    res = CliRunner().invoke(cli, ["robust", "evaluate", str(model_file), "--eps=1e-300"])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
+    assert "in the images' dtype (torch.float32)" in res.output
 
 
 def test_tampered_weights_are_refused(model_file, tmp_path):
@@ -111,3 +122,82 @@ def test_centring_and_optimizer_are_recorded(model_file, tmp_path):
     assert not any(type(m).__name__ == "Centering" for m in model.modules())
     res = CliRunner().invoke(cli, [*args, "--optimizer", "sgd"])
     assert res.exit_code != 0 and "sgd" in res.output
+
+
+def _edited(model_file, tmp_path, edit):
+    from safetensors import safe_open
+
+    with safe_open(str(model_file), framework="pt") as f:
+        meta = json.loads(f.metadata()["snmech"])
+    bad = tmp_path / "edited.safetensors"
+    save_file(load_file(str(model_file)), str(bad), metadata={"snmech": json.dumps(edit(meta))})
+    return bad
+
+
+def _with(key, value):
+    def edit(meta):
+        if value is None:
+            del meta[key]
+        else:
+            meta[key] = value
+        return meta
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "error", "message"),
+    [
+        (lambda m: [m], ClassifierFileError, "metadata is a JSON list, not an object"),
+        (_with("input_shape", None), ClassifierFileError, "'input_shape' must be a list"),
+        (_with("input_shape", 7), ClassifierFileError, "'input_shape' must be a list"),
+        (_with("input_shape", [1, 0, 8]), ClassifierFileError, "'input_shape' must be a list"),
+        (_with("input_shape", [1, 9, 9]), ClassifierFileError, "does not fit the model"),
+        (_with("certificate", None), CertificateMismatchError, "no certificate"),
+        (_with("certificate", 3), CertificateMismatchError, "no certificate"),
+        (
+            _with("certificate", {"lipschitz_bound": "abc"}),
+            ClassifierFileError,
+            "'lipschitz_bound' must be a finite number, got 'abc'",
+        ),
+    ],
+)
+def test_edited_metadata_is_refused_by_name(model_file, tmp_path, edit, error, message):
+    bad = _edited(model_file, tmp_path, edit)
+    with pytest.raises(error, match=message):
+        load_classifier(bad)
+    res = CliRunner().invoke(cli, ["robust", "evaluate", str(bad), "--eps", "0.5"])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    assert message.split("'")[0] in res.output
+
+
+def test_a_flat_input_shape_evaluates_the_same(model_file, tmp_path):
+    # the CPL model flattens first: a file that says (64,) is the same model, and
+    # evaluate feeds it the digits in that shape
+    flat = _edited(model_file, tmp_path, _with("input_shape", [64]))
+    args = ["robust", "evaluate", "--eps", "0.5"]
+    a = CliRunner().invoke(cli, [*args[:2], str(model_file), *args[2:]])
+    b = CliRunner().invoke(cli, [*args[:2], str(flat), *args[2:]])
+    assert a.exit_code == 0 and b.exit_code == 0, b.output
+    assert a.output == b.output
+    wrong = _edited(model_file, tmp_path, _with("input_shape", [2, 64]))
+    res = CliRunner().invoke(cli, [*args[:2], str(wrong), *args[2:]])
+    assert res.exit_code == 1
+    assert "does not fit the model" in res.output or "the digits are (1, 8, 8)" in res.output
+
+
+def test_library_errors_reach_the_user_without_a_traceback(tmp_path, monkeypatch):
+    data = tmp_path / "d.csv"
+    res = CliRunner().invoke(
+        cli, ["data", "generate", "--law", "linear", "--n", "64", "--out", str(data)]
+    )
+    assert res.exit_code == 0, res.output
+    args = ["train", str(data), "--out", str(tmp_path / "l.safetensors"), "--epochs", "1"]
+    monkeypatch.setenv("SNMECH_DEBUG", "1")  # the traceback, for a developer
+    res = CliRunner().invoke(cli, [*args, "--lipschitz-max", "nan"])
+    assert isinstance(res.exception, ValueError)
+    monkeypatch.delenv("SNMECH_DEBUG")
+    res = CliRunner().invoke(cli, [*args, "--lipschitz-max", "nan"])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
+    assert "Error: lipschitz_max must be > 0 (Pa), got nan" in res.output
+    assert not (tmp_path / "l.safetensors").exists()

@@ -132,7 +132,7 @@ def _check(x: torch.Tensor, y: torch.Tensor, eps: float | torch.Tensor, norm: st
     if e.shape != x.shape[:1]:
         raise ValueError(f"eps must be a float or ({x.shape[0]},), got shape {tuple(e.shape)}")
     if not (torch.isfinite(e).all() and (e > 0).all()):
-        raise ValueError(f"eps must be finite and > 0, got {eps}")
+        raise ValueError(f"eps must be finite and > 0 in the images' dtype ({x.dtype}), got {eps}")
     return e.reshape(-1, *([1] * (x.dim() - 1)))
 
 

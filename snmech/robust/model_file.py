@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from snmech._model_file import read_model_metadata, write_model_file
+from snmech._model_file import metadata_number, read_model_metadata, write_model_file
 from snmech.robust.models import build_model, export
 from snmech.spectral import lipschitz_bound
 
@@ -105,14 +105,42 @@ def load_classifier(path: str | Path, *, verify: bool = True) -> tuple[nn.Module
     if any(not torch.isfinite(t).all() for t in tensors.values()):
         raise ClassifierFileError(f"{p}: weights contain NaN or inf")
     model.eval()
+    input_shape = _input_shape(model, meta.get("input_shape"), p)
     if verify:
-        fresh = lipschitz_bound(model, input_shape=tuple(meta["input_shape"])).value
-        stored = float(meta["certificate"]["lipschitz_bound"])
+        fresh = lipschitz_bound(model, input_shape=input_shape).value
+        cert = meta.get("certificate")
+        if not isinstance(cert, dict) or "lipschitz_bound" not in cert:
+            raise CertificateMismatchError(f"{p}: metadata has no certificate 'lipschitz_bound'")
+        stored = metadata_number(cert, "lipschitz_bound", str(p), ClassifierFileError)
         if not math.isclose(stored, fresh, rel_tol=CERT_RTOL, abs_tol=0.0):
             raise CertificateMismatchError(
                 f"{p}: stored Lipschitz bound {stored:.9e} but the weights give {fresh:.9e}"
             )
     return model, meta
+
+
+def _input_shape(model: nn.Module, shape: Any, p: Path) -> tuple[int, ...]:
+    """The file's per-image shape, checked to be positive sizes the model takes."""
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in shape)
+    ):
+        raise ClassifierFileError(
+            f"{p}: metadata 'input_shape' must be a list of positive sizes, got {shape!r:.80}"
+        )
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, *shape))
+    except (RuntimeError, ValueError) as exc:
+        raise ClassifierFileError(
+            f"{p}: metadata 'input_shape' {shape} does not fit the model ({exc})"
+        ) from None
+    if out.dim() != 2 or out.shape[0] != 1:
+        raise ClassifierFileError(
+            f"{p}: with input_shape {shape} the model gives {tuple(out.shape)}, not (1, classes)"
+        )
+    return tuple(shape)
 
 
 def _stacked_cpl_layout(tensors: dict[str, torch.Tensor], depth: int) -> dict[str, torch.Tensor]:
