@@ -50,6 +50,46 @@ def test_a_good_case_builds(tmp_path):
         (lambda s: s.replace('generator = "beam"', 'generator = "tower"'), r"\[mesh\]"),
         (lambda s: s + '[[load]]\ntype = "gravity"\nacceleration = [0, 0]\n', r"3 numbers"),
         (lambda s: s.replace("[mesh]", "[mesh"), "not valid TOML"),
+        # wrong types and misspelt keys are named, not passed on or ignored
+        (lambda s: s.replace("end = 1e-4", "end = 1e-4\ndampng = 5.0"), r"\[time\] unknown key"),
+        (
+            lambda s: s + '[[load]]\ntype = "gravity"\nacceleration = [0, 0, -9.8]\nramps = 1\n',
+            r"\[load 1\] unknown key\(s\) \['ramps'\]",
+        ),
+        (
+            lambda s: (
+                'bc = "clamp"\n' + s.replace('[[bc]]\ntype = "clamp"\nwhere = "clamped"\n', "")
+            ),
+            r"\[\[bc\]\] must be a list of tables",
+        ),
+        (
+            lambda s: s.replace('reference = "linear"', "law = 3"),
+            r"\[material\] law must be a string",
+        ),
+        (
+            lambda s: s.replace('generator = "beam"\nn = [4, 1, 1]', "file = 3"),
+            r"\[mesh\] file must be a",
+        ),
+        (
+            lambda s: s.replace('generator = "beam"\nn = [4, 1, 1]', 'file = "m.xdmf"\nsize = 1'),
+            r"\[mesh\] unknown key",
+        ),
+        (
+            lambda s: s.replace("n = [4, 1, 1]", "n = [4, 1, 1]\ndegree = 0"),
+            r"degree must be 1 or 2",
+        ),
+        (lambda s: s + '[output]\ncheckpoint_every = "10"\n', r"checkpoint_every must be a whole"),
+        (lambda s: s + "[output]\ncheckpoint_every = 2.5\n", r"checkpoint_every must be a whole"),
+        (lambda s: s + '[output]\nformat = "vtk"\n', r"\[output\] format must be one of"),
+        (
+            lambda s: s.replace('where = "clamped"', 'where = "clamped"\ncomponents = [3]'),
+            r"\[bc 1\] components must be a list of 0, 1, 2",
+        ),
+        (
+            lambda s: s + "[initial]\nvelocity = [0, 0, 1]\nregion = 2\n",
+            r"\[initial\] region must be",
+        ),
+        (lambda s: "probes = 3\n" + s, r"\[probes\] must be a table"),
     ],
 )
 def test_bad_cases_name_the_problem(tmp_path, edit, message):
@@ -60,3 +100,11 @@ def test_bad_cases_name_the_problem(tmp_path, edit, message):
 def test_an_unknown_tag_lists_the_known_ones(tmp_path):
     with pytest.raises(KeyError, match="clamped"):
         build_solver(load_case(write(tmp_path, GOOD.replace('"clamped"', '"left"'))))
+
+
+def test_checkpoints_need_a_directory_and_whole_steps(tmp_path):
+    solver = build_solver(load_case(write(tmp_path, GOOD)))
+    with pytest.raises(ValueError, match="checkpoint_every needs an output_dir"):
+        solver.run(1e-5, progress=False, checkpoint_every=10)
+    with pytest.raises(ValueError, match="whole number of steps >= 1, got 0"):
+        solver.run(1e-5, progress=False, output_dir=tmp_path, checkpoint_every=0)

@@ -203,6 +203,19 @@ def test_read_errors_name_the_problem(tmp_path):
     sidecar.write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="no grid 'facet_tags'"):
         read_mesh(path, comm=comm)
+    # the heavy data lives in a .h5 beside the .xdmf: missing or cut short, it is named
+    path = write_mesh(tmp_path / "beam", tagged)
+    h5 = path.with_suffix(".h5")
+    data = h5.read_bytes()
+    h5.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ValueError, match=r"beam.xdmf: cannot read the mesh data"):
+        read_mesh(path, comm=comm)
+    h5.unlink()
+    with pytest.raises(ValueError, match=r"cannot read the mesh data .*beam.h5"):
+        read_mesh(path, comm=comm)
+    path.write_text("<Xdmf><Domain>")  # cut-off XML
+    with pytest.raises(ValueError, match="not a readable XDMF"):
+        read_mesh(path, comm=comm)
 
 
 GMSH_SQUARE = """$MeshFormat

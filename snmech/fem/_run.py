@@ -81,6 +81,16 @@ def run(
     n_steps = max(1, math.ceil((t_end - solver.t) / dt - 1e-9))
     if output_interval is not None and not output_interval > 0:
         raise ValueError(f"output_interval must be > 0 s, got {output_interval}")
+    if checkpoint_every is not None and (
+        isinstance(checkpoint_every, bool)
+        or not isinstance(checkpoint_every, int)
+        or checkpoint_every < 1
+    ):
+        raise ValueError(
+            f"checkpoint_every must be a whole number of steps >= 1, got {checkpoint_every!r}"
+        )
+    if checkpoint_every is not None and output_dir is None:
+        raise ValueError("checkpoint_every needs an output_dir to write the checkpoints to")
     every = max(1, round(output_interval / dt)) if output_interval else max(1, n_steps // 100)
     out = Path(output_dir) if output_dir is not None else None
     if out is not None and comm.rank == 0:

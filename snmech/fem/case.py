@@ -77,6 +77,26 @@ class CaseError(ValueError):
 
 
 _TABLES = {"mesh", "material", "time", "bc", "load", "initial", "probes", "output"}
+_AMPLITUDE = {"ramp", "frequency", "start_time", "duration"}
+# the keys each table knows ([mesh] with a generator passes its options on to it)
+_KEYS: dict[str, set[str]] = {
+    "mesh": {"file", "generator", "degree"},
+    "material": {"law", "reference", "E", "nu", "yield_stress", "hardening", "density"},
+    "time": {"end", "dt", "safety", "damping", "force_dt"},
+    "bc": {"type", "where", "components", "value"} | _AMPLITUDE,
+    "load": {"type", "where", "acceleration", "value", "force", "speed", "length", "start", "axis"}
+    | _AMPLITUDE,
+    "initial": {"velocity", "region"},
+    "output": {"directory", "interval", "format", "checkpoint_every"},
+}
+_STRINGS = {
+    "mesh": ("file", "generator"),
+    "material": ("law", "reference"),
+    "bc": ("type",),
+    "load": ("type",),
+    "output": ("directory", "format"),
+}
+_FORMATS = ("vtx", "xdmf")
 
 
 @dataclass(frozen=True)
@@ -111,11 +131,69 @@ def load_case(path: str | Path) -> Case:
     for table in ("mesh", "material", "time"):
         if table not in data:
             raise CaseError(f"{p}: missing the [{table}] table")
+    for table in sorted(data):
+        _check_table(p, table, data[table])
     if "density" not in data["material"]:
         raise CaseError(f"{p}: [material] needs density (kg/m^3)")
     if "end" not in data["time"]:
         raise CaseError(f"{p}: [time] needs end (s)")
     return Case(p, data)
+
+
+def _check_table(p: Path, table: str, value: Any) -> None:
+    """The shape of one table: a table (``bc``/``load``: a list of them), known keys, types."""
+    if table in ("bc", "load"):
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise CaseError(f"{p}: [[{table}]] must be a list of tables ([[{table}]] entries)")
+        for i, entry in enumerate(value):
+            _check_keys(p, f"{table} {i + 1}", table, entry)
+        return
+    if not isinstance(value, dict):
+        raise CaseError(f"{p}: [{table}] must be a table, got {value!r:.60}")
+    if table == "probes":
+        return  # any names; each point is checked against the mesh's dimension
+    if table == "mesh" and "file" not in value:
+        known = _KEYS["mesh"]  # generator options are checked by the generator
+        value = {k: v for k, v in value.items() if k in known}
+    _check_keys(p, table, table, value)
+
+
+def _check_keys(p: Path, name: str, table: str, spec: dict[str, Any]) -> None:
+    unknown = set(spec) - _KEYS[table]
+    if unknown:
+        raise CaseError(
+            f"{p}: [{name}] unknown key(s) {sorted(unknown)}; known: {sorted(_KEYS[table])}"
+        )
+    for key in _STRINGS.get(table, ()):
+        if key in spec and not isinstance(spec[key], str):
+            raise CaseError(f"{p}: [{name}] {key} must be a string, got {spec[key]!r:.60}")
+    degree = spec.get("degree", 1) if table == "mesh" else 1
+    if isinstance(degree, bool) or degree not in (1, 2):
+        raise CaseError(f"{p}: [mesh] degree must be 1 or 2, got {spec['degree']!r}")
+    if table == "output":
+        every = spec.get("checkpoint_every")
+        if every is not None and (
+            isinstance(every, bool) or not isinstance(every, int) or every < 1
+        ):
+            raise CaseError(
+                f"{p}: [output] checkpoint_every must be a whole number of steps >= 1, "
+                f"got {every!r}"
+            )
+        if spec.get("format", "vtx") not in _FORMATS:
+            raise CaseError(
+                f"{p}: [output] format must be one of {_FORMATS}, got {spec['format']!r}"
+            )
+    if table == "time" and not isinstance(spec.get("force_dt", False), bool):
+        raise CaseError(f"{p}: [time] force_dt must be true or false, got {spec['force_dt']!r}")
+    if table == "load" and spec.get("axis", 0) not in (0, 1, 2):
+        raise CaseError(f"{p}: [{name}] axis must be 0, 1 or 2, got {spec['axis']!r}")
+    comps = spec.get("components")
+    if comps is not None and (
+        not isinstance(comps, list)
+        or not comps
+        or any(isinstance(c, bool) or c not in (0, 1, 2) for c in comps)
+    ):
+        raise CaseError(f"{p}: [{name}] components must be a list of 0, 1, 2, got {comps!r:.60}")
 
 
 def _number(table: str, key: str, value: Any, positive: bool = False) -> float:
@@ -276,6 +354,8 @@ def _initial_velocity(case: Case, gdim: int) -> Any:
     box = spec.get("region")
     if box is None:
         return v
+    if not isinstance(box, dict):
+        raise CaseError(f"[initial] region must be {{min = [...], max = [...]}}, got {box!r:.60}")
     lo = np.asarray(_vector("initial", "region.min", box.get("min"), gdim))
     hi = np.asarray(_vector("initial", "region.max", box.get("max"), gdim))
 

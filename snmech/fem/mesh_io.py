@@ -126,14 +126,20 @@ def read_mesh(path: str | Path, comm: MPI.Comm = MPI.COMM_WORLD) -> TaggedMesh:
     if path.suffix == ".msh":
         return _read_msh(path, comm)
     meta = _read_sidecar(path)
-    grids = {grid.get("Name") for grid in ET.parse(path).getroot().iter("Grid")}
+    try:
+        grids = {grid.get("Name") for grid in ET.parse(path).getroot().iter("Grid")}
+    except ET.ParseError as exc:
+        raise ValueError(f"{path}: not a readable XDMF (XML) file ({exc})") from None
     for key in ("mesh", "facet_tags"):
         if meta.get(key) not in grids:
             raise ValueError(f"{path} has no grid {meta.get(key)!r} ({key}); it has {grids}")
-    with XDMFFile(comm, path, "r") as xdmf:
-        domain = xdmf.read_mesh(name=str(meta["mesh"]))
-        domain.topology.create_connectivity(domain.topology.dim - 1, domain.topology.dim)
-        tags = xdmf.read_meshtags(domain, name=str(meta["facet_tags"]))
+    try:
+        with XDMFFile(comm, path, "r") as xdmf:
+            domain = xdmf.read_mesh(name=str(meta["mesh"]))
+            domain.topology.create_connectivity(domain.topology.dim - 1, domain.topology.dim)
+            tags = xdmf.read_meshtags(domain, name=str(meta["facet_tags"]))
+    except RuntimeError as exc:  # dolfinx/HDF5: a missing or truncated .h5 beside the .xdmf
+        raise ValueError(f"{path}: cannot read the mesh data ({exc})") from None
     names = meta["names"]
     assert isinstance(names, dict)  # checked by _read_sidecar
     return _checked(domain, tags, names, path)
