@@ -66,3 +66,24 @@ def metadata_number(node: Any, key: str, where: str, error: type[Exception]) -> 
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise error(f"{where}: metadata {key!r} must be a finite number, got {value!r:.80}")
     return float(value)
+
+
+def read_checkpoint(path: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """A training checkpoint written with ``torch.save``, loaded without unpickling code.
+
+    Raises:
+        ValueError: the file is cut short, corrupt or not a checkpoint dictionary;
+            the message names it and what to do.
+    """
+    try:
+        state = torch.load(path, weights_only=True, **kwargs)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # the weights-only unpickler fails on junk in many ways
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(
+            f"{path}: cannot read the checkpoint ({first}); delete it to start afresh"
+        ) from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not an snmech checkpoint (holds a {type(state).__name__})")
+    return state

@@ -141,6 +141,8 @@ def data_generate(
     """
     from snmech.material import cyclic_data, generate_data, reference_law, save_data
 
+    if law_name == "j2" and noise != 0:
+        raise click.BadParameter("j2 paths are written without noise", param_hint="--noise")
     try:
         if law_name == "j2":
             law = reference_law(

@@ -447,6 +447,9 @@ def test_bad_input_is_rejected(fx):
         sts(domain, RHO, law, "cfl")
     with pytest.raises(ValueError, match="safety"):
         sts(domain, RHO, law, safety=1.5)
+    for degree in (0, -1, 3, 1.5, True):  # named before basix sees it
+        with pytest.raises(ValueError, match="degree must be 1 or 2"):
+            sts(domain, RHO, law, degree=degree)
     with pytest.raises(TypeError):
         sts(domain, RHO, "steel")
     with pytest.raises(ValueError, match="degree"):

@@ -58,6 +58,16 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
     train_gan(GANConfig(steps=2, **TINY), tmp_path)
     with pytest.raises(ValueError, match="seed"):
         train_gan(GANConfig(steps=4, seed=1, **TINY), tmp_path, resume=True)
+    # a checkpoint cut short or overwritten is named, and never unpickled as code
+    ckpt = tmp_path / "checkpoint.pt"
+    whole = ckpt.read_bytes()
+    for broken in (whole[: len(whole) // 2], b"\x80\x04junk" * 50):
+        ckpt.write_bytes(broken)
+        with pytest.raises(ValueError, match=r"checkpoint.pt: cannot read the checkpoint"):
+            train_gan(GANConfig(steps=4, **TINY), tmp_path, resume=True)
+    torch.save([1, 2], ckpt)
+    with pytest.raises(ValueError, match="not an snmech checkpoint"):
+        train_gan(GANConfig(steps=4, **TINY), tmp_path, resume=True)
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(

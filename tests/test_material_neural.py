@@ -139,6 +139,26 @@ def test_resume_continues_where_it_stopped(data, tmp_path):
             checkpoint=ckpt,
             resume=True,
         )
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # a checkpoint cut short is named
+    with pytest.raises(ValueError, match=r"c.ckpt: cannot read the checkpoint"):
+        train_law(
+            data,
+            config=TrainingConfig(epochs=6, checkpoint_every=3),
+            progress=False,
+            checkpoint=ckpt,
+            resume=True,
+        )
+
+
+@pytest.mark.parametrize("noise", [float("nan"), float("inf"), -0.1])
+def test_noise_must_be_a_finite_fraction(noise, tmp_path):
+    with pytest.raises(ValueError, match="noise >= 0"):
+        generate_data(SaturatingElastic(210e9, 0.3), 64, noise=noise)
+    res = CliRunner().invoke(
+        cli,
+        ["data", "generate", "--n", "64", "--out", str(tmp_path / "x.csv"), "--noise", str(noise)],
+    )
+    assert res.exit_code == 1 and "noise >= 0" in res.output
 
 
 def test_file_round_trip_is_exact(trained, tmp_path, data):

@@ -103,6 +103,17 @@ def check_space(V: fem.FunctionSpace) -> tuple[mesh.CellType, int, int]:
     return cell, degree, gdim
 
 
+def vector_space(domain: mesh.Mesh, degree: int) -> fem.FunctionSpace:
+    """The continuous vector Lagrange space of ``degree`` (1, or 2 on simplices) on ``domain``.
+
+    Raises:
+        ValueError: a degree other than 1 or 2, named before basix is asked for it.
+    """
+    if isinstance(degree, bool) or not isinstance(degree, int | np.integer) or degree not in (1, 2):
+        raise ValueError(f"degree must be 1 or 2, got {degree!r}")
+    return fem.functionspace(domain, ("Lagrange", int(degree), (domain.geometry.dim,)))
+
+
 def default_quadrature_degree(cell: mesh.CellType, degree: int) -> int:
     """Stiffness rule: ``2 (p - 1)`` on simplices (exact), 2 (2 x 2 (x 2) Gauss) on quads/hexes."""
     return 2 * (degree - 1) if cell in SIMPLICES else 2 * degree

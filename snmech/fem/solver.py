@@ -45,7 +45,7 @@ import ufl
 from dolfinx import fem, la, mesh
 from mpi4py import MPI
 
-from snmech.fem._element import default_quadrature_degree
+from snmech.fem._element import default_quadrature_degree, vector_space
 from snmech.fem._jit import vector_jit_options
 from snmech.fem._mandel import kinematics_of, mandel_strain
 from snmech.fem._run import run
@@ -172,7 +172,7 @@ class ExplicitSolver:
         gdim = msh.geometry.dim
         self.gdim, self.damping = gdim, float(damping)
         self.energy_tolerance = float(energy_tolerance)
-        self.V = fem.functionspace(msh, ("Lagrange", degree, (gdim,)))
+        self.V = vector_space(msh, degree)
         self.u = fem.Function(self.V, name="displacement")
         self.v = fem.Function(self.V, name="velocity")  # v_{n+1/2} after a step
         self.mass = lumped_mass(self.V, self.density).array

@@ -178,8 +178,7 @@ def stable_time_step(
             f"need chunk_size >= 1 and balance 'auto' or >= 0, got {chunk_size}, {balance!r}"
         )
     if isinstance(V_or_mesh, mesh.Mesh):
-        gdim = V_or_mesh.geometry.dim
-        V = fem.functionspace(V_or_mesh, ("Lagrange", degree, (gdim,)))
+        V = _element.vector_space(V_or_mesh, degree)
     elif isinstance(V_or_mesh, fem.FunctionSpace):
         V = V_or_mesh
     else:

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from snmech._model_file import read_checkpoint
 from snmech._threads import torch_threads
 from snmech.gan.data import DataStream, check_dataset, mixture
 from snmech.gan.functional import gradient_penalty, loss_pair
@@ -351,7 +352,7 @@ def _train_gan(
     if resume:
         if ckpt_path is None or not ckpt_path.exists():
             raise FileNotFoundError(f"no checkpoint to resume from in {outdir}")
-        st = torch.load(ckpt_path, weights_only=False)
+        st = read_checkpoint(ckpt_path)
         mine = {k: v for k, v in dataclasses.asdict(config).items() if k != "steps"}
         defaults = {f.name: f.default for f in dataclasses.fields(GANConfig)}
         theirs = {k: st["config"].get(k, defaults[k]) for k in mine}  # older files lack new keys

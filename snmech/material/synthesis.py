@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Protocol
 
 import numpy as np
@@ -98,7 +99,7 @@ def generate_data(
     """
     if n < 8:
         raise ValueError(f"n must be >= 8, got {n}")
-    if strain_range <= 0 or noise < 0:
+    if not (strain_range > 0 and math.isfinite(strain_range) and 0 <= noise < math.inf):
         raise ValueError(f"need strain_range > 0 and noise >= 0, got {strain_range}, {noise}")
     rng = np.random.default_rng(seed)
     strain, path, step = strain_states(law.kinematics, n, sampling, strain_range, rng)

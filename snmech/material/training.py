@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from snmech._model_file import read_checkpoint
 from snmech.material.data import StressStrainData
 from snmech.material.neural import LAW_KINDS, NeuralLaw, PotentialLaw
 
@@ -200,7 +201,7 @@ def train_law(
     best = (math.inf, 0, copy.deepcopy(law.state_dict()))
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
+        state = read_checkpoint(ckpt, map_location=device)
         if state.get("data_sha256") != data.sha256() or state.get("config") != asdict(cfg):
             raise ValueError(f"{ckpt}: checkpoint was made with other data or settings")
         law.load_state_dict(state["law"])
