@@ -38,7 +38,7 @@ def main(
 ) -> dict[str, float]:
     """Run the case; return the deflections and their beam-theory estimates (m)."""
     solver, result = run_case(
-        HERE / "bridge_crossing.toml", output_dir=out, end=end, progress=progress
+        HERE / "bridge_crossing.toml", output_dir=out, end=end, progress=progress, overwrite=True
     )
     depth = BridgeSection().equivalent_depth
     theory = bridge_beam_theory(SPAN, depth)

@@ -66,7 +66,9 @@ def main(
     runs = {}
     for name, material in (("j2", None), ("recurrent", trained.law)):
         extra = {} if material is None else {"material": material}
-        solver, result = run_case(CASE, output_dir=out / name, end=end, progress=progress, **extra)
+        solver, result = run_case(
+            CASE, output_dir=out / name, end=end, progress=progress, overwrite=True, **extra
+        )
         runs[name] = (solver, result)
     (s_ref, r_ref), (s_nn, r_nn) = runs["j2"], runs["recurrent"]
     t = r_ref.probes["time"]

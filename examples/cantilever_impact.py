@@ -51,7 +51,7 @@ def main(
 ) -> dict[str, float]:
     """Run the case; return the measured and the beam-theory first frequency."""
     solver, result = run_case(
-        HERE / "cantilever_impact.toml", output_dir=out, end=end, progress=progress
+        HERE / "cantilever_impact.toml", output_dir=out, end=end, progress=progress, overwrite=True
     )
     t, tip = result.probes["time"], result.probes["tip"][:, 2]
     f_fem, f_beam = dominant_frequency(t, tip), euler_bernoulli_frequency()

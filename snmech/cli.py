@@ -328,9 +328,15 @@ def certify(law_file: str) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="output directory")
 @click.option("--end", type=float, default=None, help="end time (s), overrides the case's")
 @click.option("--restart", default=None, help="continue from a checkpoint (e.g. OUT/checkpoint)")
+@click.option("--overwrite", is_flag=True, help="replace a run already in the output directory")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def simulate(
-    case_file: str, out: str | None, end: float | None, restart: str | None, no_progress: bool
+    case_file: str,
+    out: str | None,
+    end: float | None,
+    restart: str | None,
+    overwrite: bool,
+    no_progress: bool,
 ) -> None:
     """Run an explicit-dynamics case file (TOML): mesh, material, loads, output."""
     _fem()
@@ -343,7 +349,12 @@ def simulate(
 
     try:
         solver, result = run_case(
-            case_file, output_dir=out, end=end, restart=restart, progress=not no_progress
+            case_file,
+            output_dir=out,
+            end=end,
+            restart=restart,
+            overwrite=overwrite,
+            progress=not no_progress,
         )
     except (
         CaseError,

@@ -115,7 +115,7 @@ def bridge_case(settings: DemoSettings, law_file: str | None, out_dir: str) -> s
     )
     tol = 1e-6 * s.span
     start = -0.5 - s.vehicle_length - s.speed * s.settle  # off the deck until t = settle
-    return f"""# The demo's bridge crossing: run it again with `snmech simulate bridge.toml`.
+    return f"""# The demo's bridge crossing: run it again with `snmech simulate bridge.toml --overwrite`.
 [mesh]
 generator = "bridge"
 span = {_f(s.span)}
@@ -264,7 +264,7 @@ def run_demo(
     if comm.rank == 0:
         case_path.write_text(bridge_case(s, law_file, "bridge"))
     comm.barrier()
-    solver, result = run_case(case_path, progress=progress, comm=comm)
+    solver, result = run_case(case_path, progress=progress, comm=comm, overwrite=True)
 
     # 6: beam theory for the settled self-weight deflection
     theory = bridge_beam_theory(s.span, _bridge_depth())

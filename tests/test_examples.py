@@ -165,3 +165,30 @@ def test_simulate_out_is_relative_to_the_current_directory(tmp_path, monkeypatch
     (work / "OUT" / "checkpoint.rank0of1.npz").rename(work / "OUT" / "checkpoint.rank0of2.npz")
     other = CliRunner().invoke(cli, [*run, "--end", "3e-4", "--restart", "OUT/checkpoint"])
     assert other.exit_code != 0 and "written by 2 ranks" in other.output, other.output
+
+
+def test_simulate_never_mixes_a_new_run_into_a_finished_one(tmp_path):
+    from snmech.cli import cli
+
+    case = tmp_path / "case.toml"
+    text = (EXAMPLES / "cantilever_impact.toml").read_text()
+    text = text.replace("[output]\n", "[output]\ncheckpoint_every = 100\n")
+    case.write_text(text)
+    out = tmp_path / "OUT"
+    run = ["simulate", str(case), "--out", str(out), "--end", "2e-4", "--no-progress"]
+    first = CliRunner().invoke(cli, run)
+    assert first.exit_code == 0, first.output
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert "checkpoint.rank0of1.npz" in before
+    (out / "notes.txt").write_text("mine")
+    again = CliRunner().invoke(cli, [*run[:-1], "--end", "1e-4", "--no-progress"])
+    assert again.exit_code == 1 and "already holds a run" in again.output, again.output
+    assert {
+        p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != "notes.txt"
+    } == before
+    replaced = CliRunner().invoke(cli, [*run[:-2], "1e-4", "--overwrite", "--no-progress"])
+    assert replaced.exit_code == 0, replaced.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["time_s"] == pytest.approx(1e-4, rel=0.05)
+    assert not (out / "checkpoint.rank0of1.npz").exists()  # the old run's, gone with it
+    assert (out / "notes.txt").read_text() == "mine"  # not the run's: kept

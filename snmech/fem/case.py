@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -408,6 +409,7 @@ def run_case(
     comm: MPI.Comm = MPI.COMM_WORLD,
     plots: bool = True,
     restart: str | Path | None = None,
+    overwrite: bool = False,
     **overrides: Any,
 ) -> tuple[ExplicitSolver, SimulationResult]:
     """Build and run a case file; writes fields, probes, energy, summary and plots.
@@ -423,7 +425,13 @@ def run_case(
         restart: continue from this checkpoint (written by ``[output]
             checkpoint_every``: ``<directory>/checkpoint``), same mesh and ranks;
             the output goes to ``<directory>/restart_from_step_<n>``.
+        overwrite: replace a run already in the output directory (its
+            ``summary.json``); without it such a directory is refused, so a new
+            run never mixes its files with, or silently replaces, a finished one.
         overrides: keyword arguments for :class:`ExplicitSolver`.
+
+    Raises:
+        CaseError: a bad case file, or an output directory holding a run.
     """
     case = load_case(path)
     out_spec = case.data.get("output", {})
@@ -439,6 +447,15 @@ def run_case(
         solver.load_checkpoint(restart)
         if out is not None:  # never overwrite the interrupted run's files
             out = out / f"restart_from_step_{solver.step_count}"
+    if out is not None and (out / "summary.json").exists():
+        if not overwrite:
+            raise CaseError(
+                f"{out} already holds a run (summary.json); replace it with --overwrite "
+                "(run_case(overwrite=True)) or write elsewhere with --out"
+            )
+        if comm.rank == 0:
+            _clear_run(out)
+        comm.barrier()
     if end is None:
         end = _number("time", "end", case.data["time"]["end"], positive=True)
     interval = out_spec.get("interval")
@@ -457,3 +474,27 @@ def run_case(
         if len(result.probes) > 1:
             result.files["probes_plot"] = str(plot_probes(result, out / "probes.png"))
     return solver, result
+
+
+# what a run writes into its directory (ExplicitSolver.run, the plots, checkpoints)
+_RUN_FILES = (
+    "summary.json",
+    "energy.csv",
+    "probes.csv",
+    "energy.png",
+    "probes.png",
+    "solution*.bp",
+    "solution.xdmf",
+    "solution.h5",
+    "checkpoint.rank*of*.npz",
+)
+
+
+def _clear_run(out: Path) -> None:
+    """Remove the files of the run in ``out``, nothing else (other files, restarts stay)."""
+    for pattern in _RUN_FILES:
+        for path in out.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
