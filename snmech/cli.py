@@ -253,7 +253,20 @@ def train(
     if radial is not None and kind != "potential":
         raise click.ClickException(f"--radial is for potential laws, not {kind}")
     if kind == "recurrent":
-        _train_recurrent(dataset, out_path, hidden, epochs, seed)
+        ctx = click.get_current_context()
+        given = [
+            name
+            for name in ("lipschitz_max", "device", "checkpoint", "resume", "report_dir")
+            if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+        ]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise click.ClickException(
+                f"{flags}: not available for --kind recurrent (trained on the CPU, "
+                "certified by construction, no checkpoints or report)"
+            )
+        lr_given = ctx.get_parameter_source("lr") != click.core.ParameterSource.DEFAULT
+        _train_recurrent(dataset, out_path, hidden, epochs, seed, lr if lr_given else None)
         return
     ckpt = Path(checkpoint) if checkpoint else out_path.with_suffix(".ckpt")
     report = Path(report_dir) if report_dir else out_path.parent
@@ -276,14 +289,21 @@ def train(
     )
 
 
-def _train_recurrent(dataset: Any, out: Any, units: int | None, epochs: int, seed: int) -> None:
+def _train_recurrent(
+    dataset: Any, out: Any, units: int | None, epochs: int, seed: int, lr: float | None
+) -> None:
     """``snmech train --kind recurrent``: unroll on whole paths, write the law file."""
     from snmech.material import paths_from_data, save_law
     from snmech.material.recurrent_training import RecurrentTrainingConfig, train_recurrent_law
 
     try:
         strain, stress = paths_from_data(dataset)
-        cfg = RecurrentTrainingConfig(units=units or 2, epochs=epochs, seed=seed)
+        cfg = RecurrentTrainingConfig(
+            units=2 if units is None else units,
+            epochs=epochs,
+            seed=seed,
+            **({} if lr is None else {"lr": lr}),
+        )
         res = train_recurrent_law(strain, stress, dataset.kinematics.value, config=cfg)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -115,7 +115,7 @@ def bridge_case(settings: DemoSettings, law_file: str | None, out_dir: str) -> s
     )
     tol = 1e-6 * s.span
     start = -0.5 - s.vehicle_length - s.speed * s.settle  # off the deck until t = settle
-    return f"""# The demo's bridge crossing: run it again with `snmech simulate bridge.toml --overwrite`.
+    return f"""# The demo's bridge crossing: rerun with `snmech simulate bridge.toml --overwrite`.
 [mesh]
 generator = "bridge"
 span = {_f(s.span)}

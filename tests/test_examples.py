@@ -165,6 +165,12 @@ def test_simulate_out_is_relative_to_the_current_directory(tmp_path, monkeypatch
     (work / "OUT" / "checkpoint.rank0of1.npz").rename(work / "OUT" / "checkpoint.rank0of2.npz")
     other = CliRunner().invoke(cli, [*run, "--end", "3e-4", "--restart", "OUT/checkpoint"])
     assert other.exit_code != 0 and "written by 2 ranks" in other.output, other.output
+    # a checkpoint cut short is named, not a zip-file traceback
+    (work / "OUT" / "checkpoint.rank0of2.npz").rename(work / "OUT" / "checkpoint.rank0of1.npz")
+    ckpt = work / "OUT" / "checkpoint.rank0of1.npz"
+    ckpt.write_bytes(ckpt.read_bytes()[:300])
+    cut = CliRunner().invoke(cli, [*run, "--end", "3e-4", "--restart", "OUT/checkpoint"])
+    assert cut.exit_code == 1 and "cannot read the checkpoint" in cut.output, cut.output
 
 
 def test_simulate_never_mixes_a_new_run_into_a_finished_one(tmp_path):

@@ -246,3 +246,17 @@ def test_cli_j2_paths_recurrent_training_and_certify(tmp_path) -> None:
     runner.invoke(cli, ["data", "generate", "--law", "linear", "--n", "64", "--out", str(points)])
     r = runner.invoke(cli, ["train", str(points), "--kind", "recurrent", "--out", str(law)])
     assert r.exit_code != 0 and "path" in r.output
+    # options a recurrent law does not take are refused by name, not ignored
+    train = ["train", str(data), "--kind", "recurrent", "--epochs", "1", "--out", str(law)]
+    for extra, flag in [
+        (["--lipschitz-max", "1"], "--lipschitz-max"),
+        (["--device", "cuda"], "--device"),
+        (["--resume"], "--resume"),
+        (["--report-dir", str(tmp_path)], "--report-dir"),
+    ]:
+        r = runner.invoke(cli, [*train, *extra])
+        assert r.exit_code == 1 and f"{flag}: not available for --kind recurrent" in r.output
+    r = runner.invoke(cli, [*train, "--hidden", "0"])
+    assert r.exit_code == 1 and "units, epochs and batch_paths must be >= 1" in r.output
+    r = runner.invoke(cli, [*train, "--lr", "inf"])
+    assert r.exit_code == 1 and "lr must be finite and > 0" in r.output

@@ -199,5 +199,5 @@ def test_library_errors_reach_the_user_without_a_traceback(tmp_path, monkeypatch
     monkeypatch.delenv("SNMECH_DEBUG")
     res = CliRunner().invoke(cli, [*args, "--lipschitz-max", "nan"])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
-    assert "Error: lipschitz_max must be > 0 (Pa), got nan" in res.output
+    assert "Error: lipschitz_max must be finite and > 0 (Pa), got nan" in res.output
     assert not (tmp_path / "l.safetensors").exists()

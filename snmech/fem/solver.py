@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -592,7 +593,12 @@ class ExplicitSolver:
                 f"{base}: no checkpoint there (expected files {base.name}.rank<r>of<n>.npz "
                 f"in {base.parent.resolve()})"
             )
-        with np.load(f) as data:
+        try:
+            data = np.load(f)
+            data.files  # noqa: B018 - reads the zip directory: a cut-short file fails here
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{f}: cannot read the checkpoint ({exc})") from None
+        with data:
             imap = self.V.dofmap.index_map
             mine = imap.local_to_global(np.arange(imap.size_local + imap.num_ghosts))
             if data["global_dofs"].shape != mine.shape or np.any(data["global_dofs"] != mine):

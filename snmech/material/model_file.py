@@ -25,7 +25,7 @@ from snmech.material.recurrent import RecurrentLaw
 
 FORMAT = "snmech-law/1"
 CERT_RTOL = 1e-9
-_DTYPES = ("float16", "bfloat16", "float32", "float64")
+_DTYPES = ("float32", "float64")  # what training writes; eigh needs them
 FILE_KINDS: dict[str, type[NeuralLaw]] = LAW_KINDS | {"recurrent": RecurrentLaw}
 
 

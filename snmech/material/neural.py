@@ -67,8 +67,8 @@ class NeuralLaw(nn.Module):
         super().__init__()
         if not (strain_scale > 0 and stress_scale > 0):
             raise ValueError(f"scales must be > 0, got {strain_scale}, {stress_scale}")
-        if lipschitz_max is not None and not lipschitz_max > 0:
-            raise ValueError(f"lipschitz_max must be > 0 (Pa), got {lipschitz_max}")
+        if lipschitz_max is not None and not 0 < lipschitz_max < math.inf:
+            raise ValueError(f"lipschitz_max must be finite and > 0 (Pa), got {lipschitz_max}")
         self.lipschitz_max = None if lipschitz_max is None else float(lipschitz_max)
         self.kinematics = Kinematics.parse(kinematics)
         self.strain_scale = float(strain_scale)

@@ -46,6 +46,8 @@ class RecurrentTrainingConfig:
     def __post_init__(self) -> None:
         if self.units < 1 or self.epochs < 1 or self.batch_paths < 1:
             raise ValueError("units, epochs and batch_paths must be >= 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be finite and > 0, got {self.lr}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
 
