@@ -107,6 +107,14 @@ def test_far_soft_term_is_recorded_and_checked(tmp_path):
     assert res.exit_code != 0
     assert "radius > 0" in res.output
     assert not bad.exists()
+    for flag, message in [
+        ("--far-weight", "far_weight must be finite"),
+        ("--far-soft-weight", "need finite soft weight"),
+        ("--margin", "must be finite"),
+    ]:
+        res = CliRunner().invoke(cli, ["robust", "train", "--out", str(bad), flag, "nan"])
+        assert res.exit_code == 2 and message in res.output, (flag, res.output)
+        assert not bad.exists()
 
 
 def test_centring_and_optimizer_are_recorded(model_file, tmp_path):
@@ -153,6 +161,25 @@ def _with(key, value):
         (_with("input_shape", 7), ClassifierFileError, "'input_shape' must be a list"),
         (_with("input_shape", [1, 0, 8]), ClassifierFileError, "'input_shape' must be a list"),
         (_with("input_shape", [1, 9, 9]), ClassifierFileError, "does not fit the model"),
+        (lambda m: {**m, "kind": "rnn"}, ClassifierFileError, "unknown model kind 'rnn'"),
+        (
+            lambda m: {
+                **m,
+                "architecture": {k: v for k, v in m["architecture"].items() if k != "width"},
+            },
+            ClassifierFileError,
+            r"'architecture' lacks \['width'\] for a cpl model",
+        ),
+        (
+            lambda m: {**m, "architecture": {**m["architecture"], "centered": "abc"}},
+            ClassifierFileError,
+            "centered = 'abc' is not a valid value",
+        ),
+        (
+            lambda m: {**m, "architecture": {**m["architecture"], "depth": 0}},
+            ClassifierFileError,
+            "depth = 0 is not a valid value",
+        ),
         (_with("certificate", None), CertificateMismatchError, "no certificate"),
         (_with("certificate", 3), CertificateMismatchError, "no certificate"),
         (

@@ -230,17 +230,18 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def check_soft_term(weight: float, radius: float, width: float) -> None:
     """Raise ``ValueError`` unless ``weight >= 0``, ``radius > 0`` and ``width > 0``."""
-    if weight < 0 or not radius > 0 or not width > 0:
+    if not (0 <= weight < math.inf and 0 < radius < math.inf and 0 < width < math.inf):
         raise ValueError(
-            f"need soft weight >= 0, radius > 0 and width > 0, got {weight}, {radius}, {width}"
+            "need finite soft weight >= 0, radius > 0 and width > 0, "
+            f"got {weight}, {radius}, {width}"
         )
 
 
 def check_far_margins(margin: float, far_margin: float, far_weight: float) -> None:
     """Raise ``ValueError`` unless ``0 <= margin < far_margin`` and ``far_weight >= 0``."""
-    if not 0 <= margin < far_margin or far_weight < 0:
+    if not (0 <= margin < far_margin < math.inf and 0 <= far_weight < math.inf):
         raise ValueError(
-            "need 0 <= margin < far_margin and far_weight >= 0, "
+            "need 0 <= margin < far_margin and far_weight >= 0, all finite, "
             f"got {margin}, {far_margin}, {far_weight}"
         )
 
@@ -324,7 +325,7 @@ def _check(
         raise ValueError(f"logits must be (B, K) with K >= 2, got {tuple(logits.shape)}")
     if target.shape != logits.shape[:1]:
         raise ValueError(f"target must be ({logits.shape[0]},), got {tuple(target.shape)}")
-    if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
-    if not temperature > 0:
+    if not 0 <= margin < math.inf:
+        raise ValueError(f"margin must be finite and >= 0, got {margin}")
+    if not 0 < temperature < math.inf:
         raise ValueError(f"temperature must be > 0, got {temperature}")

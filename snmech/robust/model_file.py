@@ -90,6 +90,7 @@ def load_classifier(path: str | Path, *, verify: bool = True) -> tuple[nn.Module
         tensors = load_file(str(p))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ClassifierFileError(f"{p}: not a readable safetensors file ({exc})") from None
+    _check_architecture(meta.get("kind"), meta.get("architecture"), p)
     try:
         arch = dict(meta["architecture"])
         if meta["kind"] != "plain_mlp":
@@ -117,6 +118,53 @@ def load_classifier(path: str | Path, *, verify: bool = True) -> tuple[nn.Module
                 f"{p}: stored Lipschitz bound {stored:.9e} but the weights give {fresh:.9e}"
             )
     return model, meta
+
+
+# builder arguments a file must state: each changes the function, not always the
+# certificate, so a default would silently load another model ("centered" and
+# "head" came later; their defaults are what files without them were trained with)
+_REQUIRED = {
+    "cpl": ("in_features", "depth", "width", "n_classes"),
+    "mlp": ("in_features", "hidden", "n_classes", "activation", "orthogonal_iterations"),
+    "cnn": ("input_shape", "channels", "n_classes", "activation"),
+    "plain_mlp": ("in_features", "hidden", "n_classes"),
+}
+_COUNTS = ("in_features", "depth", "width", "n_classes")
+_FLAGS = ("centered", "normalized")
+
+
+def _check_architecture(kind: Any, arch: Any, p: Path) -> None:
+    """The stored builder arguments: all there, of the right types (a wrong one is named)."""
+    if kind not in _REQUIRED:
+        raise ClassifierFileError(
+            f"{p}: unknown model kind {kind!r:.40}; known: {sorted(_REQUIRED)}"
+        )
+    if not isinstance(arch, dict):
+        raise ClassifierFileError(f"{p}: metadata 'architecture' must be a JSON object")
+    missing = [key for key in _REQUIRED[kind] if key not in arch]
+    if missing:
+        raise ClassifierFileError(
+            f"{p}: metadata 'architecture' lacks {missing} for a {kind} model"
+        )
+
+    def count(v: Any, least: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+    for key, value in arch.items():
+        bad = (
+            (key in _COUNTS and not count(value, 1))
+            or (key == "orthogonal_iterations" and not count(value, 0))
+            or (key in _FLAGS and not isinstance(value, bool))
+            or (
+                key in ("hidden", "channels", "input_shape")
+                and not (isinstance(value, list) and all(count(v, 1) for v in value))
+            )
+            or (key in ("activation", "head") and not isinstance(value, str))
+        )
+        if bad:
+            raise ClassifierFileError(
+                f"{p}: metadata 'architecture' {key} = {value!r:.40} is not a valid value"
+            )
 
 
 def _input_shape(model: nn.Module, shape: Any, p: Path) -> tuple[int, ...]:

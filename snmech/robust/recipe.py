@@ -21,6 +21,7 @@ point).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -128,9 +129,10 @@ class DigitsRecipe:
         if self.model not in _MODELS:
             raise ValueError(f"model must be one of {_MODELS}, got {self.model!r}")
         check_optimizer(self.optimizer, self.ema_decay, self.ema_start)
-        if self.margin < 0 or self.far_weight < 0:
+        if not (0 <= self.margin < math.inf and 0 <= self.far_weight < math.inf):
             raise ValueError(
-                f"margin and far_weight must be >= 0, got {self.margin}, {self.far_weight}"
+                "margin and far_weight must be finite and >= 0, "
+                f"got {self.margin}, {self.far_weight}"
             )
         if not 0 <= self.far_warmup <= 1:
             raise ValueError(f"far_warmup must be a fraction in [0, 1], got {self.far_warmup}")
