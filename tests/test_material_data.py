@@ -89,6 +89,38 @@ def test_bad_arrays(tmp_path):
         load_data(tmp_path / "d.npz", stress_unit="Pa")
 
 
+def test_cut_short_ragged_and_odd_files_are_named(tmp_path, dataset):
+    good = save_data(dataset, tmp_path / "good.npz")
+    data = good.read_bytes()
+    for name, content in [("cut.npz", data[: len(data) // 2]), ("empty.npz", b"")]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DataError, match=f"{name}: not a readable NPZ"):
+            load_data(tmp_path / name)
+    n, eps = 64, np.zeros((64, 6))
+
+    def npz(name, **arrays):
+        np.savez(tmp_path / name, stress_unit="Pa", **{"strain": eps, "stress": eps, **arrays})
+        return tmp_path / name
+
+    with pytest.raises(DataError, match="path has 10 entries for 64 samples"):
+        load_data(npz("short.npz", path=np.zeros(10), step=np.arange(10)))
+    with pytest.raises(DataError, match="'strain' must be real numbers, got dtype complex128"):
+        load_data(npz("complex.npz", strain=eps + 1j))
+    with pytest.raises(DataError, match="path must hold whole numbers >= 0; sample 3"):
+        load_data(npz("nan.npz", path=np.where(np.arange(n) == 3, np.nan, 0.0), step=np.arange(n)))
+    with pytest.raises(DataError, match="step must hold whole numbers >= 0"):
+        load_data(npz("half.npz", path=np.zeros(n), step=np.arange(n) + 0.5))
+    csv = tmp_path / "rows.csv"
+    csv.write_text(_csv(tmp_path, FULL).read_text() + "\n" + ",".join(["1.0"] * 14))
+    with pytest.raises(DataError, match="data row 11 has 14 values, the header 12 columns"):
+        load_data(csv)
+    text = _csv(tmp_path, FULL + ",path,step").read_text().splitlines()
+    text[3] = ",".join(["1.0"] * 12 + ["abc", "0"])
+    csv.write_text("\n".join(text))
+    with pytest.raises(DataError, match="path must hold whole numbers >= 0; sample 1 has 'abc'"):
+        load_data(csv)
+
+
 def test_paths_and_noise():
     law = LinearElastic(1e9, 0.3)
     clean = generate_data(law, 100, sampling="cyclic", seed=0)

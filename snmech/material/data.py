@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -160,6 +163,9 @@ def load_data(path: str | Path, stress_unit: str | None = None) -> StressStrainD
     if sig.ndim != 2 or sig.shape[1] != kin.size:
         raise DataError(f"{p}: stress must have shape (n, {kin.size}), got {sig.shape}")
     validate_arrays(comps, sig, kin, str(p))
+    for name, column in (("path", paths), ("step", steps)):
+        if column is not None and len(column) != len(comps):
+            raise DataError(f"{p}: {name} has {len(column)} entries for {len(comps)} samples")
     return StressStrainData(
         tensor_to_mandel(comps, kin),
         tensor_to_mandel(sig * factor, kin),
@@ -216,6 +222,12 @@ def _read_csv(
     if missing:
         raise DataError(f"{p}: missing columns {missing} for {kin.value} data")
     body = rows[1:]
+    ragged = next((i for i, r in enumerate(body) if len(r) != len(header)), None)
+    if ragged is not None:
+        raise DataError(
+            f"{p}: data row {ragged + 1} has {len(body[ragged])} values, "
+            f"the header {len(header)} columns"
+        )
     try:
         table = np.array([[float(r[cols[n]]) for n in need] for r in body], dtype=np.float64)
     except (ValueError, IndexError) as exc:
@@ -225,10 +237,34 @@ def _read_csv(
     k = kin.size
     paths = steps = None
     if "path" in header:
-        paths = np.array([int(r[header.index("path")]) for r in body], dtype=np.int64)
+        paths = _index_column(p, "path", [r[header.index("path")] for r in body])
     if "step" in header:
-        steps = np.array([int(r[header.index("step")]) for r in body], dtype=np.int64)
+        steps = _index_column(p, "step", [r[header.index("step")] for r in body])
     return table[:, :k], table[:, k:], declared, paths, steps
+
+
+def _index_column(p: Path, name: str, values: Any) -> npt.NDArray[np.int64]:
+    """A ``path``/``step`` column as whole numbers >= 0; anything else names the row."""
+    try:
+        column = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        column = np.array([_float_or_nan(v) for v in values])
+    if column.ndim != 1:
+        raise DataError(f"{p}: {name} must be one number per sample, got shape {column.shape}")
+    bad = ~(np.isfinite(column) & (column >= 0) & (column == np.round(column)))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(
+            f"{p}: {name} must hold whole numbers >= 0; sample {i} has {values[i]!r:.30}"
+        )
+    return column.astype(np.int64)
+
+
+def _float_or_nan(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _read_arrays(
@@ -238,8 +274,8 @@ def _read_arrays(
         try:
             with np.load(p, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files}
-        except (ValueError, OSError) as exc:
-            raise DataError(f"{p}: not a readable NPZ file ({exc})") from None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{p}: not a readable NPZ file ({exc or 'empty'})") from None
         unit = str(arrays["stress_unit"]) if "stress_unit" in arrays else None
     else:
         import h5py
@@ -254,10 +290,15 @@ def _read_arrays(
     for key in ("strain", "stress"):
         if key not in arrays:
             raise DataError(f"{p}: missing array {key!r} (found {sorted(arrays)})")
+    for key in ("strain", "stress", "path", "step"):
+        if key in arrays and arrays[key].dtype.kind not in "iuf":
+            raise DataError(
+                f"{p}: array {key!r} must be real numbers, got dtype {arrays[key].dtype}"
+            )
     strain = np.asarray(arrays["strain"], dtype=np.float64)
     stress = np.asarray(arrays["stress"], dtype=np.float64)
-    paths = arrays["path"].astype(np.int64) if "path" in arrays else None
-    steps = arrays["step"].astype(np.int64) if "step" in arrays else None
+    paths = _index_column(p, "path", arrays["path"]) if "path" in arrays else None
+    steps = _index_column(p, "step", arrays["step"]) if "step" in arrays else None
     return strain, stress, unit, paths, steps
 
 
