@@ -116,7 +116,7 @@ def data() -> None:
     show_default=True,
     type=click.Choice(["Pa", "kPa", "MPa", "GPa"]),
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def data_generate(
     law_name: str,
     n: int,
@@ -207,7 +207,7 @@ def data_generate(
     "--radial", type=int, default=None, help="radial units of a potential law [default: 3]"
 )
 @click.option("--lr", type=float, default=3e-3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--stress-unit", default=None, help="unit of a file that does not declare one")
 @click.option(
     "--checkpoint",
@@ -270,6 +270,7 @@ def train(
         return
     ckpt = Path(checkpoint) if checkpoint else out_path.with_suffix(".ckpt")
     report = Path(report_dir) if report_dir else out_path.parent
+    report.mkdir(parents=True, exist_ok=True)  # before training: a bad one fails now, not after
     summary = train_and_report(
         dataset,
         out_path,
@@ -585,7 +586,7 @@ def robust() -> None:
     "(0: off); default 0.995 for cpl, 0 for mlp",
 )
 @click.option("--epochs", type=int, default=150, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def robust_train(
     out: str,
     kind: str,
@@ -750,7 +751,7 @@ def gan() -> None:
     show_default=True,
     help="torch CPU threads (the mixture networks are too small to gain from more)",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default="results/gan", show_default=True)
 @click.option("--resume", is_flag=True, help="continue from OUT/checkpoint.pt")
 @click.option("--no-progress", is_flag=True, help="no progress bar")

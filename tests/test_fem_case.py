@@ -90,6 +90,11 @@ def test_a_good_case_builds(tmp_path):
             r"\[initial\] region must be",
         ),
         (lambda s: "probes = 3\n" + s, r"\[probes\] must be a table"),
+        (
+            lambda s: s.replace('where = "clamped"', "where = {min = [5, 5, 5], max = [6, 6, 6]}"),
+            r"\[bc 1\] where = \{min = \[5.0, 5.0, 5.0\], max = \[6.0, 6.0, 6.0\]\}.*selects no",
+        ),
+        (lambda s: s.replace("n = [4, 1, 1]", "n = [4, 1, 1]\nheight = nan"), "finite and > 0"),
     ],
 )
 def test_bad_cases_name_the_problem(tmp_path, edit, message):

@@ -302,3 +302,16 @@ def test_cli_pipeline(tmp_path):
         train_law(load_data(data), kind="direct", radial=2, progress=False)
     r = runner.invoke(cli, ["data", "generate", "--law", "rubber", "--out", str(data)])
     assert r.exit_code != 0 and "unknown reference law" in r.output
+
+
+def test_a_bad_report_dir_fails_before_anything_is_written(data, tmp_path):
+    from snmech.material import save_data
+
+    csv = save_data(data, tmp_path / "d.csv")
+    out = tmp_path / "law.safetensors"
+    args = ["train", str(csv), "--out", str(out), "--epochs", "1"]
+    res = CliRunner().invoke(cli, [*args, "--report-dir", str(csv / "rep")])
+    assert res.exit_code == 1 and "d.csv" in res.output and "Traceback" not in res.output
+    assert not out.exists() and not out.with_suffix(".ckpt").exists()
+    res = CliRunner().invoke(cli, [*args, "--seed", "-1"])
+    assert res.exit_code == 2 and "--seed" in res.output

@@ -282,6 +282,20 @@ def _vector(table: str, key: str, value: Any, gdim: int) -> list[float]:
     return [_number(table, key, v) for v in value]
 
 
+class _Box:
+    """The points inside ``[lo, hi]`` (m): a case file's ``where = {min, max}``, named in errors."""
+
+    def __init__(self, table: str, lo: np.ndarray, hi: np.ndarray) -> None:
+        self.table, self.lo, self.hi = table, lo, hi
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        p = x[: self.lo.size]
+        return np.all((p >= self.lo[:, None]) & (p <= self.hi[:, None]), axis=0)
+
+    def __repr__(self) -> str:
+        return f"[{self.table}] where = {{min = {self.lo.tolist()}, max = {self.hi.tolist()}}}"
+
+
 def _where(table: str, spec: Mapping[str, Any]) -> Any:
     """A tag name, or ``{min = [...], max = [...]}``: the points inside that box (m)."""
     where = spec.get("where")
@@ -293,11 +307,7 @@ def _where(table: str, spec: Mapping[str, Any]) -> Any:
         if lo.shape != hi.shape or lo.size not in (2, 3):
             raise CaseError(f"[{table}] where.min and where.max need 2 or 3 numbers each")
 
-        def inside(x: np.ndarray) -> np.ndarray:
-            p = x[: lo.size]
-            return np.all((p >= lo[:, None]) & (p <= hi[:, None]), axis=0)
-
-        return inside
+        return _Box(table, lo, hi)
     raise CaseError(f"[{table}] needs where = TAG NAME or where = {{min = [...], max = [...]}}")
 
 

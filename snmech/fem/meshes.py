@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -198,8 +199,8 @@ def beam_mesh(
     """
     simplex = _cell_kind(cell, dim)
     extent = [length, width, height] if dim == 3 else [length, height]
-    if min(extent) <= 0:
-        raise ValueError(f"beam dimensions must be > 0, got {extent}")
+    if not all(0 < e < math.inf for e in extent):
+        raise ValueError(f"beam dimensions must be finite and > 0, got {extent}")
     counts = [max(1, round(n * e / length)) for e in extent] if isinstance(n, int) else list(n)
     if len(counts) != dim or min(counts) < 1:
         raise ValueError(f"n must be a positive int or {dim} positive ints, got {n}")
@@ -336,7 +337,10 @@ def bridge_mesh(
         h = _SIZES[size]
     else:
         h = float(size)
-    if not h > 0 or not span > 0 or not bearing > 0 or not overhang > bearing / 2:
+    if (
+        not all(0 < v < math.inf for v in (h, span, bearing, overhang))
+        or not overhang > bearing / 2
+    ):
         raise ValueError(
             f"need size > 0, span > 0, bearing > 0 and overhang > bearing / 2; got size={h}, "
             f"span={span}, bearing={bearing}, overhang={overhang}"
