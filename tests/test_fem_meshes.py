@@ -203,6 +203,14 @@ def test_read_errors_name_the_problem(tmp_path):
     sidecar.write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="no grid 'facet_tags'"):
         read_mesh(path, comm=comm)
+    # a cell naming a point the file does not have: dolfinx would abort MPI
+    import h5py
+
+    path = write_mesh(tmp_path / "beam", tagged)
+    with h5py.File(path.with_suffix(".h5"), "r+") as f:
+        f["/Mesh/mesh/topology"][0, 0] = 99999
+    with pytest.raises(ValueError, match=r"grid 'mesh': entry 0 names point \[99999"):
+        read_mesh(path, comm=comm)
     # the heavy data lives in a .h5 beside the .xdmf: missing or cut short, it is named
     path = write_mesh(tmp_path / "beam", tagged)
     h5 = path.with_suffix(".h5")

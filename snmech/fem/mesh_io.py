@@ -127,12 +127,18 @@ def read_mesh(path: str | Path, comm: MPI.Comm = MPI.COMM_WORLD) -> TaggedMesh:
         return _read_msh(path, comm)
     meta = _read_sidecar(path)
     try:
-        grids = {grid.get("Name") for grid in ET.parse(path).getroot().iter("Grid")}
+        root = ET.parse(path).getroot()
+        grids = {grid.get("Name") for grid in root.iter("Grid")}
     except ET.ParseError as exc:
         raise ValueError(f"{path}: not a readable XDMF (XML) file ({exc})") from None
     for key in ("mesh", "facet_tags"):
         if meta.get(key) not in grids:
             raise ValueError(f"{path} has no grid {meta.get(key)!r} ({key}); it has {grids}")
+    # dolfinx aborts MPI on a cell that names a point the file does not have: look first
+    problem = _topology_problem(path, root, str(meta["mesh"])) if comm.rank == 0 else None
+    problem = comm.bcast(problem, root=0)
+    if problem is not None:
+        raise ValueError(f"{path}: {problem}")
     try:
         with XDMFFile(comm, path, "r") as xdmf:
             domain = xdmf.read_mesh(name=str(meta["mesh"]))
@@ -143,6 +149,46 @@ def read_mesh(path: str | Path, comm: MPI.Comm = MPI.COMM_WORLD) -> TaggedMesh:
     names = meta["names"]
     assert isinstance(names, dict)  # checked by _read_sidecar
     return _checked(domain, tags, names, path)
+
+
+def _topology_problem(path: Path, root: ET.Element, mesh_name: str) -> str | None:
+    """What is wrong with the cell and facet lists of an XDMF mesh, or ``None``.
+
+    Every topology entry must name one of the mesh grid's points; the heavy data
+    is read from the ``.h5`` beside the file (a missing one is left to dolfinx).
+    """
+    import h5py
+
+    def heavy(item: ET.Element | None) -> tuple[Path, str] | None:
+        if item is None or item.get("Format") != "HDF" or not item.text or ":" not in item.text:
+            return None
+        file, dataset = item.text.strip().split(":", 1)
+        return path.parent / file, dataset
+
+    grids = {grid.get("Name"): grid for grid in root.iter("Grid")}
+    geometry = heavy(grids[mesh_name].find("Geometry/DataItem"))
+    if geometry is None or not geometry[0].is_file():
+        return None
+    try:
+        with h5py.File(geometry[0], "r") as f:
+            n_points = int(f[geometry[1]].shape[0])
+            for name, grid in grids.items():
+                topology = heavy(grid.find("Topology/DataItem"))
+                if topology is None:
+                    continue
+                cells = np.asarray(f[topology[1]]) if topology[0] == geometry[0] else None
+                if cells is None:
+                    with h5py.File(topology[0], "r") as g:
+                        cells = np.asarray(g[topology[1]])
+                if cells.size and (cells.min() < 0 or cells.max() >= n_points):
+                    bad = int(np.argmax(((cells < 0) | (cells >= n_points)).any(axis=-1)))
+                    return (
+                        f"grid {name!r}: entry {bad} names point {cells[bad].tolist()} "
+                        f"but the mesh has points 0..{n_points - 1}"
+                    )
+    except (OSError, KeyError) as exc:
+        return f"cannot read the mesh data ({exc})"
+    return None
 
 
 _MESHIO_CELLS = {"tetra": "tetrahedron", "hexahedron": "hexahedron"}
