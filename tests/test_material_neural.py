@@ -231,6 +231,16 @@ def _set(meta, value, *keys):
         (lambda m: _drop(m, "architecture"), ModelFileError, "'architecture' must be a JSON"),
         (lambda m: _set(m, "big", "architecture"), ModelFileError, "'architecture' must be"),
         (lambda m: _set(m, "foo", "dtype"), ModelFileError, "'dtype' must be one of"),
+        (
+            lambda m: _set(m, "abc", "architecture", "stress_free"),
+            ModelFileError,
+            "stress_free = 'abc' is not a valid value",
+        ),
+        (
+            lambda m: _set(m, -3, "architecture", "hidden"),
+            ModelFileError,
+            "hidden = -3 is not a valid value",
+        ),
         (lambda m: _drop(m, "certificate"), ModelFileError, "'certificate' must be a JSON"),
         (lambda m: _set(m, 3, "certificate"), ModelFileError, "'certificate' must be a JSON"),
         (

@@ -10,6 +10,7 @@ a file whose stored certificate does not match.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,7 @@ def load_law(
         raise ModelFileError(
             f"{p}: metadata 'architecture' must be a JSON object, got {arch!r:.80}"
         )
+    _check_architecture(arch, p)
     if dtype not in _DTYPES:
         raise ModelFileError(f"{p}: metadata 'dtype' must be one of {_DTYPES}, got {dtype!r:.80}")
     try:
@@ -139,6 +141,33 @@ def load_law(
     if verify:
         check_certificate(law, meta.get("certificate"), str(p))
     return law.to(device)
+
+
+def _check_architecture(arch: dict[str, Any], p: Path) -> None:
+    """Types of the stored constructor arguments: a wrong one is named, not coerced."""
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < math.inf
+
+    def count(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    checks = {
+        "kinematics": lambda v: isinstance(v, str),
+        "strain_scale": number,
+        "stress_scale": number,
+        "lipschitz_max": lambda v: v is None or number(v),
+        "stress_free": lambda v: isinstance(v, bool),
+        "hidden": count,
+        "radial": count,
+        "depth": count,
+        "units": count,
+    }
+    for key, value in arch.items():
+        if key in checks and not checks[key](value):
+            raise ModelFileError(
+                f"{p}: metadata 'architecture' {key} = {value!r:.40} is not a valid value"
+            )
 
 
 def check_certificate(law: NeuralLaw, stored: Any, where: str) -> dict[str, Any]:
