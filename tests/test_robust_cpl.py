@@ -287,6 +287,21 @@ def cpl_file(trained, tmp_path):
     )
 
 
+def test_a_file_that_could_not_be_loaded_is_not_written(trained, tmp_path):
+    from snmech.robust.model_file import ClassifierFileError
+
+    path = tmp_path / "cpl.safetensors"
+    with pytest.raises(ClassifierFileError, match=r"lacks \['depth'\] for a cpl model"):
+        save_classifier(
+            trained,
+            path,
+            kind="cpl",
+            architecture={"in_features": 64, "width": 64, "n_classes": 10},
+            input_shape=SHAPE,
+        )
+    assert not path.exists()
+
+
 def test_model_file_round_trip(trained, digits, cpl_file):
     loaded, meta = load_classifier(cpl_file)
     with torch.no_grad():

@@ -55,7 +55,12 @@ def save_classifier(
 
     Returns:
         The path written.
+
+    Raises:
+        ClassifierFileError: an ``architecture`` :func:`load_classifier` could not
+            rebuild the model from (checked before anything is written).
     """
+    _check_architecture(kind, architecture, Path(path))
     exported = export(model).cpu()
     cert = lipschitz_bound(exported, input_shape=input_shape)
     meta = {
