@@ -303,7 +303,7 @@ def _train_recurrent(
             units=2 if units is None else units,
             epochs=epochs,
             seed=seed,
-            **({} if lr is None else {"lr": lr}),
+            lr=RecurrentTrainingConfig.lr if lr is None else lr,
         )
         res = train_recurrent_law(strain, stress, dataset.kinematics.value, config=cfg)
     except ValueError as exc:

@@ -103,7 +103,7 @@ def check_space(V: fem.FunctionSpace) -> tuple[mesh.CellType, int, int]:
     return cell, degree, gdim
 
 
-def vector_space(domain: mesh.Mesh, degree: int) -> fem.FunctionSpace:
+def vector_space(domain: mesh.Mesh[np.float64], degree: int) -> fem.FunctionSpace[np.float64]:
     """The continuous vector Lagrange space of ``degree`` (1, or 2 on simplices) on ``domain``.
 
     Raises:
