@@ -206,7 +206,9 @@ def data_generate(
 @click.option(
     "--radial", type=int, default=None, help="radial units of a potential law [default: 3]"
 )
-@click.option("--lr", type=float, default=3e-3, show_default=True)
+@click.option(
+    "--lr", type=float, default=3e-3, show_default=True, help="(recurrent: 2e-2 unless given)"
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--stress-unit", default=None, help="unit of a file that does not declare one")
 @click.option(
@@ -256,9 +258,11 @@ def train(
         ctx = click.get_current_context()
         given = [
             name
-            for name in ("lipschitz_max", "device", "checkpoint", "resume", "report_dir")
+            for name in ("lipschitz_max", "checkpoint", "resume", "report_dir")
             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
         ]
+        if device == "cuda":
+            given.append("device")
         if given:
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise click.ClickException(

@@ -113,3 +113,22 @@ def test_checkpoints_need_a_directory_and_whole_steps(tmp_path):
         solver.run(1e-5, progress=False, checkpoint_every=10)
     with pytest.raises(ValueError, match="whole number of steps >= 1, got 0"):
         solver.run(1e-5, progress=False, output_dir=tmp_path, checkpoint_every=0)
+
+
+def test_whole_number_floats_and_sections_are_taken_as_meant(tmp_path):
+    from snmech.fem.case import run_case
+
+    case = load_case(write(tmp_path, GOOD + "[output]\ncheckpoint_every = 50.0\n"))
+    assert case.data["output"]["checkpoint_every"] == 50.0  # a TOML float that is whole
+    with pytest.raises(CaseError, match=r"checkpoint_every needs an output directory: .*--out"):
+        run_case(case.path, progress=False, plots=False)
+    bridge = GOOD.replace('generator = "beam"\nn = [4, 1, 1]', 'generator = "bridge"\ndim = 2')
+    bridge = bridge.replace('where = "clamped"', 'where = "support_left"')
+    text = bridge.replace("dim = 2", "dim = 2\nsection = {girder_depth = 1.2}")
+    deeper = build_solver(load_case(write(tmp_path, text))).mesh.geometry.x[:, 1].max()
+    default = build_solver(load_case(write(tmp_path, bridge))).mesh.geometry.x[:, 1].max()
+    assert deeper > default + 0.1  # the 0.2 m deeper girder
+    with pytest.raises(CaseError, match="bad section for generator 'bridge'"):
+        build_solver(
+            load_case(write(tmp_path, bridge.replace("dim = 2", "dim = 2\nsection = {depth = 1}")))
+        )

@@ -114,6 +114,10 @@ def test_cut_short_ragged_and_odd_files_are_named(tmp_path, dataset):
     csv.write_text(_csv(tmp_path, FULL).read_text() + "\n" + ",".join(["1.0"] * 14))
     with pytest.raises(DataError, match="data row 11 has 14 values, the header 12 columns"):
         load_data(csv)
+    # a spreadsheet's trailing separators (empty cells past the header) are not data
+    text = _csv(tmp_path, FULL).read_text().splitlines()
+    csv.write_text("\n".join([*text[:2], *(line + ",," for line in text[2:])]))
+    assert len(load_data(csv).strain) == 10
     text = _csv(tmp_path, FULL + ",path,step").read_text().splitlines()
     text[3] = ",".join(["1.0"] * 12 + ["abc", "0"])
     csv.write_text("\n".join(text))

@@ -68,7 +68,7 @@ from snmech.fem.boundary import (
     Traction,
 )
 from snmech.fem.mesh_io import read_mesh
-from snmech.fem.meshes import TaggedMesh, beam_mesh, bridge_mesh
+from snmech.fem.meshes import BridgeSection, TaggedMesh, beam_mesh, bridge_mesh
 from snmech.fem.result import SimulationResult
 from snmech.fem.solver import ExplicitSolver
 
@@ -174,7 +174,9 @@ def _check_keys(p: Path, name: str, table: str, spec: dict[str, Any]) -> None:
     if table == "output":
         every = spec.get("checkpoint_every")
         if every is not None and (
-            isinstance(every, bool) or not isinstance(every, int) or every < 1
+            isinstance(every, bool)
+            or not isinstance(every, int | float)
+            or not (1 <= every < math.inf and every == int(every))
         ):
             raise CaseError(
                 f"{p}: [output] checkpoint_every must be a whole number of steps >= 1, "
@@ -217,6 +219,11 @@ def build_mesh(case: Case, comm: MPI.Comm = MPI.COMM_WORLD) -> TaggedMesh:
         raise CaseError(f"[mesh] needs file = PATH or generator = one of {sorted(generators)}")
     if "n" in spec and isinstance(spec["n"], list):
         spec["n"] = tuple(spec["n"])
+    if isinstance(spec.get("section"), dict):  # bridge: section = {deck_width = ..., ...}
+        try:
+            spec["section"] = BridgeSection(**spec["section"])
+        except TypeError as exc:
+            raise CaseError(f"[mesh] bad section for generator {name!r}: {exc}") from None
     try:
         return generators[name](comm=comm, **spec)
     except TypeError as exc:
@@ -457,11 +464,16 @@ def run_case(
         solver.load_checkpoint(restart)
         if out is not None:  # never overwrite the interrupted run's files
             out = out / f"restart_from_step_{solver.step_count}"
+    every = out_spec.get("checkpoint_every")
+    if every is not None and out is None:
+        raise CaseError(
+            "[output] checkpoint_every needs an output directory: [output] directory or --out DIR"
+        )
     if out is not None and (out / "summary.json").exists():
         if not overwrite:
             raise CaseError(
-                f"{out} already holds a run (summary.json); replace it with --overwrite "
-                "(run_case(overwrite=True)) or write elsewhere with --out"
+                f"{out} already holds a run (summary.json); --overwrite replaces it, "
+                "--out DIR writes elsewhere"
             )
         if comm.rank == 0:
             _clear_run(out)
@@ -475,7 +487,7 @@ def run_case(
         output_interval=None if interval is None else _number("output", "interval", interval),
         format=out_spec.get("format", "vtx"),
         progress=progress,
-        checkpoint_every=out_spec.get("checkpoint_every"),
+        checkpoint_every=None if every is None else int(every),
     )
     if plots and out is not None and comm.rank == 0:
         from snmech.fem.plots import plot_energy, plot_probes

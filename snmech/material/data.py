@@ -221,7 +221,10 @@ def _read_csv(
     missing = [n for n in need if n not in cols]
     if missing:
         raise DataError(f"{p}: missing columns {missing} for {kin.value} data")
-    body = rows[1:]
+    # a spreadsheet's trailing separators add empty cells past the header: not data
+    body = [
+        r[: len(header)] if all(not c.strip() for c in r[len(header) :]) else r for r in rows[1:]
+    ]
     ragged = next((i for i, r in enumerate(body) if len(r) != len(header)), None)
     if ragged is not None:
         raise DataError(
