@@ -143,41 +143,38 @@ def data_generate(
 
     if law_name == "j2" and noise != 0:
         raise click.BadParameter("j2 paths are written without noise", param_hint="--noise")
-    try:
-        if law_name == "j2":
-            law = reference_law(
-                "j2",
-                E=E,
-                nu=nu,
-                kinematics=kinematics,
-                yield_stress=yield_stress,
-                hardening=hardening,
-            )
-            kind = "mixed" if sampling in ("mixed", "cyclic") else sampling
-            dataset = cyclic_data(
-                law,  # type: ignore[arg-type]
-                paths,
-                steps,
-                strain_range,
-                kind=kind,  # type: ignore[arg-type]
-                seed=seed,
-            )
-            path = save_data(dataset, out, stress_unit=stress_unit)
-            click.echo(
-                f"wrote {paths} cyclic paths x {steps} steps (j2, {kinematics}, {kind}) to {path}"
-            )
-            return
-        law = reference_law(law_name, E=E, nu=nu, kinematics=kinematics)
-        dataset = generate_data(
-            law,
-            n,
-            sampling=sampling,  # type: ignore[arg-type]
-            strain_range=strain_range,
-            noise=noise,
+    if law_name == "j2":
+        law = reference_law(
+            "j2",
+            E=E,
+            nu=nu,
+            kinematics=kinematics,
+            yield_stress=yield_stress,
+            hardening=hardening,
+        )
+        kind = "mixed" if sampling in ("mixed", "cyclic") else sampling
+        dataset = cyclic_data(
+            law,  # type: ignore[arg-type]
+            paths,
+            steps,
+            strain_range,
+            kind=kind,  # type: ignore[arg-type]
             seed=seed,
         )
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+        path = save_data(dataset, out, stress_unit=stress_unit)
+        click.echo(
+            f"wrote {paths} cyclic paths x {steps} steps (j2, {kinematics}, {kind}) to {path}"
+        )
+        return
+    law = reference_law(law_name, E=E, nu=nu, kinematics=kinematics)
+    dataset = generate_data(
+        law,
+        n,
+        sampling=sampling,  # type: ignore[arg-type]
+        strain_range=strain_range,
+        noise=noise,
+        seed=seed,
+    )
     path = save_data(dataset, out, stress_unit=stress_unit)
     click.echo(f"wrote {len(dataset)} samples ({law_name}, {kinematics}, {sampling}) to {path}")
 
@@ -246,11 +243,8 @@ def train(
     from snmech.material import TrainingConfig, load_data
     from snmech.material.report import train_and_report
 
-    try:
-        dataset = load_data(data_file, stress_unit=stress_unit)
-        config = TrainingConfig(epochs=epochs, lr=lr, seed=seed, device=device)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    dataset = load_data(data_file, stress_unit=stress_unit)
+    config = TrainingConfig(epochs=epochs, lr=lr, seed=seed, device=device)
     out_path = Path(out)
     if radial is not None and kind != "potential":
         raise click.ClickException(f"--radial is for potential laws, not {kind}")
@@ -301,17 +295,14 @@ def _train_recurrent(
     from snmech.material import paths_from_data, save_law
     from snmech.material.recurrent_training import RecurrentTrainingConfig, train_recurrent_law
 
-    try:
-        strain, stress = paths_from_data(dataset)
-        cfg = RecurrentTrainingConfig(
-            units=2 if units is None else units,
-            epochs=epochs,
-            seed=seed,
-            lr=RecurrentTrainingConfig.lr if lr is None else lr,
-        )
-        res = train_recurrent_law(strain, stress, dataset.kinematics.value, config=cfg)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    strain, stress = paths_from_data(dataset)
+    cfg = RecurrentTrainingConfig(
+        units=2 if units is None else units,
+        epochs=epochs,
+        seed=seed,
+        lr=RecurrentTrainingConfig.lr if lr is None else lr,
+    )
+    res = train_recurrent_law(strain, stress, dataset.kinematics.value, config=cfg)
     save_law(res.law, out, training=res.summary(), data_sha256=dataset.sha256())
     click.echo(
         f"wrote {out}: held-out paths relative error {res.val_errors.mean():.4f} (mean), "
@@ -325,13 +316,10 @@ def _train_recurrent(
 @click.argument("law_file", type=click.Path(dir_okay=False))
 def certify(law_file: str) -> None:
     """Recompute a law file's certificate from its weights; fail if it does not match."""
-    from snmech.material import ModelFileError, load_law
+    from snmech.material import load_law
     from snmech.material.model_file import certificate_of
 
-    try:
-        law = load_law(law_file)
-    except (ModelFileError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    law = load_law(law_file)
     cert = certificate_of(law)  # what load_law found the file's certificate to match
     click.echo(f"{law_file}: {law.kind} law, {law.kinematics.value}")
     click.echo(
@@ -367,10 +355,8 @@ def simulate(
     _fem()
     from mpi4py import MPI
 
-    from snmech.fem.case import CaseError, run_case
+    from snmech.fem.case import run_case
     from snmech.fem.result import SimulationError
-    from snmech.fem.solver import UnsafeTimeStepError
-    from snmech.material import ModelFileError
 
     try:
         solver, result = run_case(
@@ -381,15 +367,7 @@ def simulate(
             overwrite=overwrite,
             progress=not no_progress,
         )
-    except (
-        CaseError,
-        SimulationError,
-        UnsafeTimeStepError,
-        ModelFileError,
-        KeyError,
-        FileNotFoundError,
-        ValueError,
-    ) as exc:
+    except (SimulationError, KeyError) as exc:  # the rest reach the group as ValueError/OSError
         raise click.ClickException(str(exc)) from exc
     if MPI.COMM_WORLD.rank != 0:
         return
@@ -448,26 +426,21 @@ def timestep(
 
     from snmech.fem.mesh_io import read_mesh
     from snmech.fem.timestep import format_reports, stable_time_step
-    from snmech.material import ModelFileError, load_law, reference_law
+    from snmech.material import load_law, reference_law
 
-    try:
-        tagged = read_mesh(mesh_file)
-        kin = "3d" if tagged.mesh.geometry.dim == 3 else "plane_strain"
-        if (law_file is None) == (reference is None):
-            raise click.UsageError("give exactly one of --law FILE and --reference NAME")
-        law = (
-            load_law(law_file)
-            if law_file is not None
-            else reference_law(reference, E=E, nu=nu, kinematics=kin)  # type: ignore[arg-type]
-        )
-        reports = [
-            stable_time_step(
-                tagged.mesh, density, law, method=m.strip(), safety=safety, degree=degree
-            )
-            for m in methods.split(",")
-        ]
-    except (ModelFileError, FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    tagged = read_mesh(mesh_file)
+    kin = "3d" if tagged.mesh.geometry.dim == 3 else "plane_strain"
+    if (law_file is None) == (reference is None):
+        raise click.UsageError("give exactly one of --law FILE and --reference NAME")
+    law = (
+        load_law(law_file)
+        if law_file is not None
+        else reference_law(reference, E=E, nu=nu, kinematics=kin)  # type: ignore[arg-type]
+    )
+    reports = [
+        stable_time_step(tagged.mesh, density, law, method=m.strip(), safety=safety, degree=degree)
+        for m in methods.split(",")
+    ]
     if MPI.COMM_WORLD.rank != 0:
         return
     if as_json:
@@ -654,15 +627,12 @@ def robust_train(
 def robust_evaluate(model_file: str, eps: tuple[float, ...], more_eps: tuple[float, ...]) -> None:
     """Clean, certified and PGD-l2 accuracy of MODEL_FILE on the digits test split."""
     from snmech.robust import evaluate_robustness, load_digits_split
-    from snmech.robust.model_file import ClassifierFileError, load_classifier
+    from snmech.robust.model_file import load_classifier
 
     radii = list(eps) + list(more_eps) if more_eps else list(eps)
     if any(not (e > 0 and math.isfinite(e)) for e in radii):
         raise click.BadParameter(f"eps must be finite and > 0, got {radii}", param_hint="--eps")
-    try:
-        model, meta = load_classifier(model_file)
-    except ClassifierFileError as exc:
-        raise click.ClickException(str(exc)) from None
+    model, meta = load_classifier(model_file)
     data = load_digits_split()
     shape = tuple(meta["input_shape"])  # checked by load_classifier
     x = data.x_test
@@ -798,7 +768,7 @@ def gan_train(
             seed=seed,
         )
         run = train_gan(config, out, resume=resume, progress=not no_progress, threads=threads)
-    except (ValueError, FileNotFoundError, NonFiniteLossError) as exc:
+    except NonFiniteLossError as exc:  # ValueError/OSError reach the group's handler
         raise click.ClickException(str(exc)) from None
     scores = ", ".join(
         f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in run.metrics.items()

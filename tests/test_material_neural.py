@@ -122,32 +122,19 @@ def test_resume_continues_where_it_stopped(data, tmp_path):
     full = train_law(
         data, config=TrainingConfig(epochs=6, checkpoint_every=3), progress=False, checkpoint=ckpt
     )
+
     # an interrupted run: redo with 6 epochs but resume from the checkpoint written at 6
-    again = train_law(
-        data,
-        config=TrainingConfig(epochs=6, checkpoint_every=3),
-        progress=False,
-        checkpoint=ckpt,
-        resume=True,
-    )
+    def resume(epochs):
+        config = TrainingConfig(epochs=epochs, checkpoint_every=3)
+        return train_law(data, config=config, progress=False, checkpoint=ckpt, resume=True)
+
+    again = resume(6)
     assert len(again.history) == 6 and again.history == full.history
     with pytest.raises(ValueError, match="other data or settings"):
-        train_law(
-            data,
-            config=TrainingConfig(epochs=7, checkpoint_every=3),
-            progress=False,
-            checkpoint=ckpt,
-            resume=True,
-        )
+        resume(7)
     ckpt.write_bytes(ckpt.read_bytes()[:1000])  # a checkpoint cut short is named
     with pytest.raises(ValueError, match=r"c.ckpt: cannot read the checkpoint"):
-        train_law(
-            data,
-            config=TrainingConfig(epochs=6, checkpoint_every=3),
-            progress=False,
-            checkpoint=ckpt,
-            resume=True,
-        )
+        resume(6)
 
 
 @pytest.mark.parametrize("noise", [float("nan"), float("inf"), -0.1])

@@ -168,8 +168,8 @@ def _check_keys(p: Path, name: str, table: str, spec: dict[str, Any]) -> None:
     for key in _STRINGS.get(table, ()):
         if key in spec and not isinstance(spec[key], str):
             raise CaseError(f"{p}: [{name}] {key} must be a string, got {spec[key]!r:.60}")
-    degree = spec.get("degree", 1) if table == "mesh" else 1
-    if isinstance(degree, bool) or degree not in (1, 2):
+    degree = spec.get("degree", 1)
+    if table == "mesh" and (isinstance(degree, bool) or degree not in (1, 2)):
         raise CaseError(f"{p}: [mesh] degree must be 1 or 2, got {spec['degree']!r}")
     if table == "output":
         every = spec.get("checkpoint_every")

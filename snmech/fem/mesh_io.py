@@ -176,8 +176,9 @@ def _topology_problem(path: Path, root: ET.Element, mesh_name: str) -> str | Non
                 topology = heavy(grid.find("Topology/DataItem"))
                 if topology is None:
                     continue
-                cells = np.asarray(f[topology[1]]) if topology[0] == geometry[0] else None
-                if cells is None:
+                if topology[0] == geometry[0]:
+                    cells = np.asarray(f[topology[1]])
+                else:
                     with h5py.File(topology[0], "r") as g:
                         cells = np.asarray(g[topology[1]])
                 if cells.size and (cells.min() < 0 or cells.max() >= n_points):

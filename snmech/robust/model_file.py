@@ -138,6 +138,15 @@ _COUNTS = ("in_features", "depth", "width", "n_classes")
 _FLAGS = ("centered", "normalized")
 
 
+def _count(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _sizes(value: Any, *, empty: bool) -> bool:
+    """A list of positive whole numbers (``empty``: may have none)."""
+    return isinstance(value, list) and (empty or bool(value)) and all(_count(v, 1) for v in value)
+
+
 def _check_architecture(kind: Any, arch: Any, p: Path) -> None:
     """The stored builder arguments: all there, of the right types (a wrong one is named)."""
     if kind not in _REQUIRED:
@@ -152,18 +161,12 @@ def _check_architecture(kind: Any, arch: Any, p: Path) -> None:
             f"{p}: metadata 'architecture' lacks {missing} for a {kind} model"
         )
 
-    def count(v: Any, least: int) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= least
-
     for key, value in arch.items():
         bad = (
-            (key in _COUNTS and not count(value, 1))
-            or (key == "orthogonal_iterations" and not count(value, 0))
+            (key in _COUNTS and not _count(value, 1))
+            or (key == "orthogonal_iterations" and not _count(value, 0))
             or (key in _FLAGS and not isinstance(value, bool))
-            or (
-                key in ("hidden", "channels", "input_shape")
-                and not (isinstance(value, list) and all(count(v, 1) for v in value))
-            )
+            or (key in ("hidden", "channels", "input_shape") and not _sizes(value, empty=True))
             or (key in ("activation", "head") and not isinstance(value, str))
         )
         if bad:
@@ -174,11 +177,7 @@ def _check_architecture(kind: Any, arch: Any, p: Path) -> None:
 
 def _input_shape(model: nn.Module, shape: Any, p: Path) -> tuple[int, ...]:
     """The file's per-image shape, checked to be positive sizes the model takes."""
-    if (
-        not isinstance(shape, list)
-        or not shape
-        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in shape)
-    ):
+    if not _sizes(shape, empty=False):
         raise ClassifierFileError(
             f"{p}: metadata 'input_shape' must be a list of positive sizes, got {shape!r:.80}"
         )
