@@ -27,6 +27,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from snmech.robust._far_loss import FarMarginLoss
+
 
 def margin_cross_entropy(
     logits: torch.Tensor,
@@ -148,23 +150,23 @@ def far_margin_cross_entropy(
             logits, target, head_weight, margin=margin, temperature=temperature
         )
     _check(logits, target, margin, temperature)
-    # one set of row distances for all terms, offsets folded into the scaled
-    # logits: a deep network's step is bound by kernel count, not by this size
-    rival = _rival_distances(logits, target, head_weight)
-    base_logits = torch.add(temperature * logits, rival, alpha=temperature * margin)
-    loss = F.cross_entropy(base_logits, target)
-    if far_weight > 0:
-        far_logits = torch.addcmul(
-            base_logits,
-            far[:, None].to(logits.dtype),
-            rival,
-            value=temperature * (far_margin - margin),
+    if head_weight.dim() != 2 or head_weight.shape[0] != logits.shape[1]:
+        raise ValueError(
+            f"head_weight must be ({logits.shape[1]}, F), got {tuple(head_weight.shape)}"
         )
-        loss = loss + far_weight * F.cross_entropy(far_logits, target)
-    loss = loss / temperature
-    if soft_weight > 0:
-        hits = _soft_hits(logits, target, rival, soft_radius, soft_width)
-        loss = loss + soft_weight * (1 - _masked_mean(hits, far))
+    loss: torch.Tensor = FarMarginLoss.apply(
+        logits,
+        target,
+        head_weight,
+        far,
+        margin,
+        far_margin,
+        far_weight,
+        temperature,
+        soft_weight,
+        soft_radius,
+        soft_width,
+    )
     return loss
 
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 OPTIMIZERS = ("adam", "nadam")  # the ``optimizer`` choices of train_classifier
 
@@ -117,12 +118,15 @@ def train_classifier(
             if on_step is not None:
                 on_step(progress)
             step += 1
-            if per_sample is None:
-                loss = loss_fn(model(x[idx]), y[idx])
-            else:
-                loss = loss_fn(model(x[idx]), y[idx], per_sample[idx])
-            if penalty is not None:
-                loss = loss + penalty(model, x[idx])
+            # a parametrized weight used by the model and by the loss (a unit-row
+            # head) is computed once per step, not once per use
+            with parametrize.cached():
+                if per_sample is None:
+                    loss = loss_fn(model(x[idx]), y[idx])
+                else:
+                    loss = loss_fn(model(x[idx]), y[idx], per_sample[idx])
+                if penalty is not None:
+                    loss = loss + penalty(model, x[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -157,8 +161,7 @@ def _update_average(
     average: Sequence[torch.Tensor], params: Sequence[torch.Tensor], decay: float
 ) -> None:
     """``a <- decay a + (1 - decay) p`` for each pair (``decay = 0`` copies ``p``)."""
-    for a, p in zip(average, params, strict=True):
-        a.lerp_(p, 1.0 - decay)
+    torch._foreach_lerp_(list(average), list(params), 1.0 - decay)
 
 
 class LeanNAdam(torch.optim.Optimizer):
@@ -206,11 +209,13 @@ class LeanNAdam(torch.optim.Optimizer):
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             lr, eps, psi = group["lr"], group["eps"], group["momentum_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("LeanNAdam does not support sparse gradients")
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            if any(p.grad.is_sparse for p in params):
+                raise RuntimeError("LeanNAdam does not support sparse gradients")
+            grads, avgs, avg_sqs, bias2, step_g, step_m = [], [], [], [], [], []
+            for p in params:
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
@@ -223,10 +228,19 @@ class LeanNAdam(torch.optim.Optimizer):
                 mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
                 state["mu_product"] *= mu
                 mu_product = state["mu_product"]
-                grad, exp_avg, exp_avg_sq = p.grad, state["exp_avg"], state["exp_avg_sq"]
-                exp_avg.lerp_(grad, 1.0 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-                denom = exp_avg_sq.div(1.0 - beta2**t).sqrt_().add_(eps)
-                p.addcdiv_(grad, denom, value=-lr * (1.0 - mu) / (1.0 - mu_product))
-                p.addcdiv_(exp_avg, denom, value=-lr * mu_next / (1.0 - mu_product * mu_next))
+                grads.append(p.grad)
+                avgs.append(state["exp_avg"])
+                avg_sqs.append(state["exp_avg_sq"])
+                bias2.append(1.0 - beta2**t)
+                step_g.append(-lr * (1.0 - mu) / (1.0 - mu_product))
+                step_m.append(-lr * mu_next / (1.0 - mu_product * mu_next))
+            # one multi-tensor kernel per line of the update (Note [A lean NAdam step])
+            torch._foreach_lerp_(avgs, grads, 1.0 - beta1)
+            torch._foreach_mul_(avg_sqs, beta2)
+            torch._foreach_addcmul_(avg_sqs, grads, grads, 1.0 - beta2)
+            denom = torch._foreach_div(avg_sqs, bias2)
+            torch._foreach_sqrt_(denom)
+            torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_(params, grads, denom, step_g)
+            torch._foreach_addcdiv_(params, avgs, denom, step_m)
         return loss
