@@ -7,7 +7,8 @@ both are in the JSON), attacks with PGD-l2 (50 steps, 5 restarts, box [0, 1])
 at 0.25 / 0.5 / 1.0, and writes a table, results/robust.json and
 docs/img/robust_curve.png. deel-torchlip and orthogonium run in the same
 script when installed (pip install snmech[bench]), else their rows say
-"skipped (not installed)".
+"skipped (not installed)". Last, the default and the plain MLP train in turn
+--time-pairs times (default 5) for the median ratio of their CPU times.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_robust.py
     python benchmarks/bench_robust.py --plot-from benchmarks/results/robust.json
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import warnings
 from dataclasses import asdict, replace
@@ -79,6 +81,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--plot-from", help="redraw the figure from a results JSON and exit")
+    ap.add_argument(
+        "--time-pairs",
+        type=int,
+        default=5,
+        help="interleaved (plain, default) trainings for the median CPU-time ratio (0: skip)",
+    )
     args = ap.parse_args(argv)
     if args.plot_from:
         saved = json.loads(Path(args.plot_from).read_text())
@@ -172,9 +180,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     for name in skipped:
         print(f"{name}: skipped (not installed)")
+    timing = time_ratio(data, default, args.epochs, args.time_pairs) if args.time_pairs else None
+    if timing:
+        low, high = min(timing["ratios"]), max(timing["ratios"])
+        print(
+            f"default / plain training CPU time, median of {args.time_pairs} interleaved pairs: "
+            f"{timing['median']:.2f}x (range {low:.2f}-{high:.2f})"
+        )
     write_json(
         "robust.json",
         {
+            "time_ratio_default_to_plain": timing,
             "protocol": "load_digits/16, test 0.2 rs 0 stratified; Adam (snmech CPL: NAdam)"
             " cosine bs 128 seed 0;"
             " PGD-l2 50 steps 5 restarts box [0,1]; lr 2e-2 for snmech CPL, 1e-2 for snmech"
@@ -190,6 +206,28 @@ def main(argv: list[str] | None = None) -> None:
     )
     if not args.no_plot:
         plot_curves(grid[1:].tolist(), curves)
+
+
+def time_ratio(data, recipe, epochs, pairs):
+    """The default's training CPU time over the plain MLP's, trained in turn ``pairs`` times.
+
+    One run each is at the mercy of the machine's moment (20-40 % swings on a
+    shared 2-core VM); alternating the two and taking the median of the
+    ratios compares them under the same conditions.
+    """
+    ratios = []
+    for _ in range(pairs):
+        torch.manual_seed(0)
+        plain = train_classifier(
+            plain_mlp(64, (256, 256), 10),
+            data.x_train,
+            data.y_train,
+            torch.nn.functional.cross_entropy,
+            epochs=epochs,
+        )
+        _, res = train_digits(data, recipe)
+        ratios.append(res.cpu_seconds / plain.cpu_seconds)
+    return {"pairs": pairs, "ratios": ratios, "median": statistics.median(ratios)}
 
 
 def plot_curves(eps: list[float], curves: dict[str, list[float]]) -> None:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
+from torch.optim.adam import adam
 
 OPTIMIZERS = ("adam", "nadam")  # the ``optimizer`` choices of train_classifier
 
@@ -209,38 +210,65 @@ class LeanNAdam(torch.optim.Optimizer):
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             lr, eps, psi = group["lr"], group["eps"], group["momentum_decay"]
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            if any(p.grad.is_sparse for p in params):
-                raise RuntimeError("LeanNAdam does not support sparse gradients")
-            grads, avgs, avg_sqs, bias2, step_g, step_m = [], [], [], [], [], []
-            for p in params:
+            by_step: dict[int, list[torch.Tensor]] = {}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("LeanNAdam does not support sparse gradients")
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
                     state["mu_product"] = 1.0
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["adam_step"] = torch.zeros((), dtype=torch.float32, device=p.device)
                 state["step"] += 1
-                t = state["step"]
-                mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
-                mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
-                state["mu_product"] *= mu
-                mu_product = state["mu_product"]
-                grads.append(p.grad)
-                avgs.append(state["exp_avg"])
-                avg_sqs.append(state["exp_avg_sq"])
-                bias2.append(1.0 - beta2**t)
-                step_g.append(-lr * (1.0 - mu) / (1.0 - mu_product))
-                step_m.append(-lr * mu_next / (1.0 - mu_product * mu_next))
-            # one multi-tensor kernel per line of the update (Note [A lean NAdam step])
-            torch._foreach_lerp_(avgs, grads, 1.0 - beta1)
-            torch._foreach_mul_(avg_sqs, beta2)
-            torch._foreach_addcmul_(avg_sqs, grads, grads, 1.0 - beta2)
-            denom = torch._foreach_div(avg_sqs, bias2)
-            torch._foreach_sqrt_(denom)
-            torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(params, grads, denom, step_g)
-            torch._foreach_addcdiv_(params, avgs, denom, step_m)
+                by_step.setdefault(state["step"], []).append(p)
+            for t, params in by_step.items():
+                self._nadam_step(params, t, lr, beta1, beta2, eps, psi)
         return loss
+
+    def _nadam_step(
+        self,
+        params: list[torch.Tensor],
+        t: int,
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        psi: float,
+    ) -> None:
+        """NAdam's step ``t`` of ``params`` as one fused Adam step (Note [A lean NAdam step])."""
+        mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
+        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
+        states = [self.state[p] for p in params]
+        mu_product = states[0]["mu_product"] * mu
+        for state in states:
+            state["mu_product"] = mu_product
+        c_grad = lr * (1.0 - mu) / (1.0 - mu_product)
+        c_avg = lr * mu_next / (1.0 - mu_product * mu_next)
+        # NAdam moves by (c_grad g + c_avg m_t) / d, m_t = beta1 m + (1 - beta1) g: a
+        # combination k (b1 m + (1 - b1) g) of the old average and the gradient
+        k = c_grad + c_avg
+        b1 = c_avg * beta1 / k
+        grads = [p.grad for p in params]
+        avgs = [state["exp_avg"] for state in states]
+        adam(
+            params,
+            grads,  # type: ignore[arg-type]
+            avgs,
+            [state["exp_avg_sq"] for state in states],
+            [],
+            [state["adam_step"] for state in states],
+            fused=True,
+            amsgrad=False,
+            beta1=b1,
+            beta2=beta2,
+            lr=k * (1.0 - b1**t),  # Adam divides by 1 - b1^t
+            weight_decay=0.0,
+            eps=eps,
+            maximize=False,
+        )
+        # Adam kept b1 m + (1 - b1) g; NAdam's m_t is the same two-term mix with beta1
+        torch._foreach_lerp_(avgs, grads, 1.0 - beta1 / b1)  # type: ignore[arg-type]
