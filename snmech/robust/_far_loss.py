@@ -43,7 +43,7 @@ class FarMarginLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: torch.autograd.function.FunctionCtx,
         logits: torch.Tensor,
         target: torch.Tensor,
@@ -89,7 +89,7 @@ class FarMarginLoss(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(  # type: ignore[override]
+    def backward(
         ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
         target, head_weight, dist, farf, base_log, far_log, *soft = ctx.saved_tensors  # type: ignore[attr-defined]

@@ -219,7 +219,7 @@ class _StackTraining(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: torch.autograd.function.FunctionCtx,
         x: torch.Tensor,
         weight: torch.Tensor,
@@ -246,7 +246,7 @@ class _StackTraining(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(  # type: ignore[override]
+    def backward(
         ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, None]:
         weight, v, wv, h, scaled, inputs, acts = ctx.saved_tensors  # type: ignore[attr-defined]
@@ -341,7 +341,7 @@ class ConvexPotentialStack(nn.Module):
         if self.training:
             v = self._power_step()
             if self.fused and torch._C._functorch.peek_interpreter_stack() is None:
-                out = _StackTraining.apply(flat, self.weight, self.bias, v)
+                out: torch.Tensor = _StackTraining.apply(flat, self.weight, self.bias, v)
             else:  # autograd through every layer: vmap, double backward
                 out = _unfused_training_forward(flat, self.weight, self.bias, v)
             return out.reshape(x.shape)
