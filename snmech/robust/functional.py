@@ -122,7 +122,9 @@ def far_margin_cross_entropy(
     (PCE: :func:`pairwise_margin_cross_entropy`; SCA: the
     :func:`soft_certified_accuracy` of the far points at ``soft_radius``, Note
     [Soft certified accuracy]). The far points come from
-    :func:`snmech.robust.margins.far_samples` (Note [Far margins]).
+    :func:`snmech.robust.margins.far_samples` (Note [Far margins]). With a far
+    or soft term the loss is one autograd node with a written-out backward
+    (Note [Fused far-margin loss]): first-order gradients only.
 
     Args:
         logits: ``(B, K)``.
