@@ -152,10 +152,7 @@ def far_margin_cross_entropy(
             logits, target, head_weight, margin=margin, temperature=temperature
         )
     _check(logits, target, margin, temperature)
-    if head_weight.dim() != 2 or head_weight.shape[0] != logits.shape[1]:
-        raise ValueError(
-            f"head_weight must be ({logits.shape[1]}, F), got {tuple(head_weight.shape)}"
-        )
+    _check_head(logits, head_weight)
     loss: torch.Tensor = FarMarginLoss.apply(
         logits,
         target,
@@ -261,12 +258,17 @@ def _rival_distances(
     logits: torch.Tensor, target: torch.Tensor, head_weight: torch.Tensor
 ) -> torch.Tensor:
     """``(B, K)``: ``||w_y - w_j||`` for each rival ``j`` of each target ``y``, 0 at ``j = y``."""
+    _check_head(logits, head_weight)
+    # scatter, not a one-hot mask: F.one_hot range-checks its input on every call
+    return head_row_distances(head_weight)[target].scatter(1, target[:, None], 0.0)
+
+
+def _check_head(logits: torch.Tensor, head_weight: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``head_weight`` is ``(K, F)`` for ``(B, K)`` logits."""
     if head_weight.dim() != 2 or head_weight.shape[0] != logits.shape[1]:
         raise ValueError(
             f"head_weight must be ({logits.shape[1]}, F), got {tuple(head_weight.shape)}"
         )
-    # scatter, not a one-hot mask: F.one_hot range-checks its input on every call
-    return head_row_distances(head_weight)[target].scatter(1, target[:, None], 0.0)
 
 
 def hinge_kantorovich(

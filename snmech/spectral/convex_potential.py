@@ -360,6 +360,7 @@ class ConvexPotentialStack(nn.Module):
             v = torch.bmm(torch.bmm(v, w.mT), w)
             v = v / v.norm(dim=2, keepdim=True).clamp_min(1e-12)
         self._v.copy_(v[:, 0])
+        # a copy: the fused backward keeps it, and the next forward updates the buffer
         return self._v.clone()
 
     def _training_steps(self) -> torch.Tensor:
