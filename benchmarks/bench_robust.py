@@ -10,6 +10,10 @@ script when installed (pip install snmech[bench]), else their rows say
 "skipped (not installed)". Last, the default and the plain MLP train in turn
 --time-pairs times (default 5) for the median ratio of their CPU times.
 
+--epochs is the protocol's 150 for the plain MLP, the peers and the MLP rows;
+the CPL rows train their recipe's 135 (Note [Epochs] in snmech.robust.recipe),
+scaled in proportion when --epochs is changed.
+
     OMP_NUM_THREADS=1 python benchmarks/bench_robust.py
     python benchmarks/bench_robust.py --plot-from benchmarks/results/robust.json
 """
@@ -44,6 +48,12 @@ from snmech.robust.recipe import DigitsRecipe, train_digits
 
 EPS = (0.25, 0.5, 1.0)
 SHAPE = (1, 8, 8)
+PROTOCOL_EPOCHS = 150  # ANCHORS.md
+
+
+def cpl_epochs(epochs: int) -> int:
+    """The CPL recipe's epoch count for a run whose protocol length is ``epochs``."""
+    return max(1, round(DigitsRecipe().epochs * epochs / PROTOCOL_EPOCHS))
 
 
 def train_plain(data, epochs):
@@ -79,7 +89,7 @@ def run_cnn(data, epochs):
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=150)
+    ap.add_argument("--epochs", type=int, default=PROTOCOL_EPOCHS)
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--plot-from", help="redraw the figure from a results JSON and exit")
@@ -97,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     data = load_digits_split()
     runs = {"plain MLP 64-256-256-10, CE (lr 1e-3)": lambda: run_plain(data, args.epochs)}
-    default = DigitsRecipe(epochs=args.epochs)
+    default = DigitsRecipe(epochs=cpl_epochs(args.epochs))
     cpl = f"snmech CPL {default.depth}x{default.width}, unit-row head"
     mlp = DigitsRecipe.for_model("mlp", epochs=args.epochs)
     far = f"far margins m={default.margin}/{default.far_margin}"
@@ -194,12 +204,13 @@ def main(argv: list[str] | None = None) -> None:
         {
             "time_ratio_default_to_plain": timing,
             "protocol": "load_digits/16, test 0.2 rs 0 stratified; Adam (snmech CPL: NAdam)"
-            " cosine bs 128 seed 0;"
+            " cosine bs 128 seed 0; epochs (snmech CPL: epochs_cpl);"
             " PGD-l2 50 steps 5 restarts box [0,1]; lr 2e-2 for snmech CPL, 1e-2 for snmech"
             " MLP/CNN, 1e-3 otherwise; plain MLP CPU time: the faster of two runs",
             "certificate": "certified: pairwise radii (never below global);"
             " certified_global: margin / (sqrt(2) L)",
             "epochs": args.epochs,
+            "epochs_cpl": default.epochs,
             "device": device_info(torch.device("cpu")),
             "models": payload,
             "curve_eps": grid[1:].tolist(),

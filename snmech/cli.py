@@ -562,7 +562,9 @@ def robust() -> None:
     help="end with the moving average of the weights over the second half of the run "
     "(0: off); default 0.995 for cpl, 0 for mlp",
 )
-@click.option("--epochs", type=int, default=150, show_default=True)
+@click.option(
+    "--epochs", type=int, default=None, help="default 135 for cpl, 150 for mlp (their recipes)"
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def robust_train(
     out: str,
@@ -576,7 +578,7 @@ def robust_train(
     center: bool | None,
     optimizer: str | None,
     ema_decay: float | None,
-    epochs: int,
+    epochs: int | None,
     seed: int,
 ) -> None:
     """Train the certified digits classifier and write it with its certificate to OUT."""
@@ -590,6 +592,7 @@ def robust_train(
         "centered": center,
         "optimizer": optimizer,
         "ema_decay": ema_decay,
+        "epochs": epochs,
     }
     given = {key: value for key, value in optional.items() if value is not None}
     recipe = DigitsRecipe.for_model(
@@ -598,11 +601,10 @@ def robust_train(
         far_margin=far_margin,
         far_warmup=far_warmup,
         far_soft_radius=far_soft_radius,
-        epochs=epochs,
         seed=seed,
         **given,
     )
-    if epochs < 1:
+    if epochs is not None and epochs < 1:
         raise click.BadParameter(f"need epochs >= 1, got {epochs}", param_hint="--epochs")
     try:
         recipe.check()

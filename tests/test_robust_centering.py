@@ -174,9 +174,11 @@ def test_recipe_centres_with_nadam_and_keeps_the_mlp_as_tuned(digits, tmp_path):
     recipe = DigitsRecipe(epochs=2, depth=2, width=16)
     assert recipe.centered and recipe.optimizer == "nadam" and recipe.far_soft_weight == 0.0625
     assert recipe.ema_decay == 0.995 and recipe.ema_start == 0.5
+    assert DigitsRecipe().epochs == 135  # Note [Epochs]
     mlp = DigitsRecipe.for_model("mlp")
     assert not mlp.centered and mlp.optimizer == "adam" and mlp.far_soft_weight == 0.0
-    assert mlp.ema_decay == 0.0
+    assert mlp.ema_decay == 0.0 and mlp.epochs == 150
+    assert DigitsRecipe.for_model("mlp", epochs=3).epochs == 3
     model, _ = train_digits(digits, recipe)
     assert isinstance(model[1], Centering)
     assert torch.equal(model[1].mean, Centering(64).fit(digits.x_train).mean)

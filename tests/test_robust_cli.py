@@ -68,6 +68,7 @@ def test_train_writes_the_chosen_model_kind(tmp_path):
     assert res.exit_code == 0, res.output
     model, meta = load_classifier(path)
     assert meta["kind"] == "mlp" and meta["training"]["lr"] == 1e-2
+    assert meta["training"]["epochs"] == 2
     assert meta["training"]["far_weight"] == 0.0  # the one-margin recipe unless asked
     assert not any(type(m).__name__.startswith("ConvexPotential") for m in model.modules())
 

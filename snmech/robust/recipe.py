@@ -9,12 +9,19 @@ cross-entropy at margin 0.6 for every point plus a weighted one at 1.0 for the
 far points of Note [Far margins], the weight rising linearly from 0 to 2.5 over
 the run (Note [Far-term warm-up]), and the far points' soft certified accuracy
 at 1.05 with weight 0.0625 (Note [Soft certified accuracy]); temperature 10, NAdam
-at lr 2e-2 (the protocol says Adam at 1e-3; we use and report these), cosine,
-150 epochs, batch 128, and the model ends as the moving average of its weights
-over the second half of the run (decay 0.995).
+at lr 2e-2 (the protocol says Adam at 1e-3 for 150 epochs; we use and report
+these), cosine, 135 epochs (150 certified the same: Note [Epochs]), batch 128,
+and the model ends as the moving average of its weights over the second half of
+the run (decay 0.995).
+
+Note [Epochs]
+    Over seeds 0-23 the default certified 98.44 / 91.90 / 73.76 / 18.46 % (clean
+    / 0.25 / 0.5 / 1.0) after 135 epochs and 98.41 / 91.93 / 73.83 / 18.37 after
+    150: the same within a test point, for a tenth less training time. 120
+    epochs traded 0.25 for 1.0 (91.77 / 18.61), 75 lost both (91.45 at 0.25).
 
 ``model="mlp"`` gives the earlier one-hidden-layer orthogonal MLP (64-512-10,
-MaxMin, Björck), trained uncentred with Adam at lr 1e-2 in the benchmark;
+MaxMin, Björck), trained uncentred with Adam at lr 1e-2 for 150 epochs;
 ``far_weight=0, far_soft_weight=0`` drops the far terms (one margin for every
 point).
 """
@@ -79,7 +86,7 @@ class DigitsRecipe:
     optimizer: Literal["adam", "nadam"] = "nadam"
     ema_decay: float = 0.995
     ema_start: float = 0.5
-    epochs: int = 150
+    epochs: int = 135
     batch_size: int = 128
     lr: float = 2e-2
     seed: int = 0
@@ -89,13 +96,14 @@ class DigitsRecipe:
         """The recipe tuned for ``model``; ``changes`` override its fields.
 
         ``"cpl"``: the defaults. ``"mlp"``: as it was tuned, uncentred, Adam at lr
-        1e-2, no weight average and one margin (``far_weight=0``,
+        1e-2 for 150 epochs, no weight average and one margin (``far_weight=0``,
         ``far_soft_weight=0``).
         """
         tuned: dict[str, Any] = {}
         if model == "mlp":
             tuned = {
                 "lr": 1e-2,
+                "epochs": 150,
                 "far_weight": 0.0,
                 "far_soft_weight": 0.0,
                 "centered": False,
