@@ -68,6 +68,11 @@ def metadata_number(node: Any, key: str, where: str, error: type[Exception]) -> 
     return float(value)
 
 
+def is_count(value: Any, least: int = 1) -> bool:
+    """Whether a metadata value is a whole number ``>= least`` (JSON ``true`` is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 def read_checkpoint(path: str | Path, **kwargs: Any) -> dict[str, Any]:
     """A training checkpoint written with ``torch.save``, loaded without unpickling code.
 

@@ -11,6 +11,7 @@ a file whose stored certificate does not match.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch.nn.utils import parametrize
 
-from snmech._model_file import metadata_number, read_model_metadata, write_model_file
+from snmech._model_file import is_count, metadata_number, read_model_metadata, write_model_file
 from snmech.material.neural import LAW_KINDS, NeuralLaw, PotentialLaw
 from snmech.material.recurrent import RecurrentLaw
 
@@ -149,19 +150,16 @@ def _check_architecture(arch: dict[str, Any], p: Path) -> None:
     def number(v: Any) -> bool:
         return isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < math.inf
 
-    def count(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-    checks = {
+    checks: dict[str, Callable[[Any], bool]] = {
         "kinematics": lambda v: isinstance(v, str),
         "strain_scale": number,
         "stress_scale": number,
         "lipschitz_max": lambda v: v is None or number(v),
         "stress_free": lambda v: isinstance(v, bool),
-        "hidden": count,
-        "radial": count,
-        "depth": count,
-        "units": count,
+        "hidden": is_count,
+        "radial": is_count,
+        "depth": is_count,
+        "units": is_count,
     }
     for key, value in arch.items():
         if key in checks and not checks[key](value):

@@ -27,7 +27,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from snmech.robust._far_loss import FarMarginLoss
+from snmech.robust._far_loss import _MIN_DISTANCE, FarMarginLoss
 
 
 def margin_cross_entropy(
@@ -251,7 +251,7 @@ def head_row_distances(head_weight: torch.Tensor) -> torch.Tensor:
     """``(K, K)`` distances ``||w_i - w_j||`` between head rows, with a finite gradient at 0."""
     diff = head_weight[:, None, :] - head_weight[None, :, :]
     # sqrt of a clamped sum of squares: the diagonal (0) keeps a finite gradient
-    return diff.pow(2).sum(dim=-1).clamp_min(1e-12).sqrt()
+    return diff.pow(2).sum(dim=-1).clamp_min(_MIN_DISTANCE**2).sqrt()
 
 
 def _rival_distances(

@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from snmech._model_file import metadata_number, read_model_metadata, write_model_file
+from snmech._model_file import is_count, metadata_number, read_model_metadata, write_model_file
 from snmech.robust.models import build_model, export
 from snmech.spectral import lipschitz_bound
 
@@ -138,13 +138,9 @@ _COUNTS = ("in_features", "depth", "width", "n_classes")
 _FLAGS = ("centered", "normalized")
 
 
-def _count(value: Any, least: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
-
-
 def _sizes(value: Any, *, empty: bool) -> bool:
     """A list of positive whole numbers (``empty``: may have none)."""
-    return isinstance(value, list) and (empty or bool(value)) and all(_count(v, 1) for v in value)
+    return isinstance(value, list) and (empty or bool(value)) and all(is_count(v) for v in value)
 
 
 def _check_architecture(kind: Any, arch: Any, p: Path) -> None:
@@ -163,8 +159,8 @@ def _check_architecture(kind: Any, arch: Any, p: Path) -> None:
 
     for key, value in arch.items():
         bad = (
-            (key in _COUNTS and not _count(value, 1))
-            or (key == "orthogonal_iterations" and not _count(value, 0))
+            (key in _COUNTS and not is_count(value))
+            or (key == "orthogonal_iterations" and not is_count(value, 0))
             or (key in _FLAGS and not isinstance(value, bool))
             or (key in ("hidden", "channels", "input_shape") and not _sizes(value, empty=True))
             or (key in ("activation", "head") and not isinstance(value, str))

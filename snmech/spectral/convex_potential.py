@@ -41,6 +41,7 @@ from snmech.spectral._norms import ROUNDING_RTOL, operator_norm
 from snmech.spectral._power import normalize
 
 _Key = tuple[int, int, int, torch.dtype, torch.device]
+_MIN_SQ_NORM = 1e-12  # ||W v||^2 is clamped to this (a zero weight), passing no gradient
 
 
 def _weight_key(w: torch.Tensor) -> _Key:
@@ -131,7 +132,7 @@ class ConvexPotentialLayer(nn.Module):
             self._v.copy_(v)
         # ||W v||^2 with v fixed: the estimate of ||W||^2, differentiated through W
         wv = w @ v
-        return 2.0 / torch.dot(wv, wv).clamp_min(1e-12)
+        return 2.0 / torch.dot(wv, wv).clamp_min(_MIN_SQ_NORM)
 
     def eval_step(self) -> torch.Tensor:
         """The step ``h = 2 / s`` of the eval forward, ``s`` the certified ``||W||^2``.
@@ -178,7 +179,7 @@ def _training_steps(weight: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor
     ``||W_l v_l||^2`` with ``v_l`` fixed estimates ``||W_l||^2`` from below.
     """
     wv = torch.bmm(v[:, None, :], weight.mT)
-    return 2.0 / wv.pow(2).sum(dim=(1, 2)).clamp_min(1e-12), wv
+    return 2.0 / wv.pow(2).sum(dim=(1, 2)).clamp_min(_MIN_SQ_NORM), wv
 
 
 def _unfused_training_forward(
@@ -264,7 +265,7 @@ class _StackTraining(torch.autograd.Function):
             elif ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
                 grad_x = torch.addmm(g, q, w, alpha=-1.0)
         through_scale = torch.bmm(acts.mT, grads)  # a^T g per layer
-        live = wv.pow(2).sum(dim=(1, 2)) > 1e-12  # the clamp passes no gradient
+        live = wv.pow(2).sum(dim=(1, 2)) > _MIN_SQ_NORM  # the clamp passes no gradient
         coeff = (weight * through_scale).sum(dim=(1, 2)) * h.square() * live
         grad_w = torch.baddbmm(through_scale * -h[:, None, None], masked.mT, inputs, alpha=-1.0)
         grad_w.baddbmm_(wv.mT * coeff[:, None, None], v[:, None, :])
