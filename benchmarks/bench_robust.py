@@ -14,7 +14,12 @@ script when installed (pip install snmech[bench]), else their rows say
 the CPL rows train their recipe's 135 (Note [Epochs] in snmech.robust.recipe),
 scaled in proportion when --epochs is changed.
 
+--device cuda trains and evaluates the plain and snmech rows on the GPU and
+writes results/robust_cuda.json (no peers, no figure); its times and ratios
+are wall-clock, since CPU time says little of GPU work.
+
     OMP_NUM_THREADS=1 python benchmarks/bench_robust.py
+    python benchmarks/bench_robust.py --device cuda --time-pairs 3
     python benchmarks/bench_robust.py --plot-from benchmarks/results/robust.json
 """
 
@@ -56,33 +61,52 @@ def cpl_epochs(epochs: int) -> int:
     return max(1, round(DigitsRecipe().epochs * epochs / PROTOCOL_EPOCHS))
 
 
-def train_plain(data, epochs):
+def seconds(res, device: torch.device) -> float:
+    """The training time compared: CPU time on the CPU, wall-clock time on a GPU."""
+    return res.cpu_seconds if device.type == "cpu" else res.wall_seconds
+
+
+def train_plain(data, epochs, device):
     """The plain MLP 64-256-256-10 trained with cross-entropy (seed 0): ``(model, result)``."""
     torch.manual_seed(0)
     model = plain_mlp(64, (256, 256), 10)
     res = train_classifier(
-        model, data.x_train, data.y_train, torch.nn.functional.cross_entropy, epochs=epochs
+        model,
+        data.x_train,
+        data.y_train,
+        torch.nn.functional.cross_entropy,
+        epochs=epochs,
+        device=device,
     )
     return model, res
 
 
-def run_plain(data, epochs):
+def run_plain(data, epochs, device):
     # twice, keeping the faster: the first training in a process pays one-off
     # start-up costs that would flatter every ratio to it
-    model, res = min((train_plain(data, epochs) for _ in range(2)), key=lambda r: r[1].cpu_seconds)
+    model, res = min(
+        (train_plain(data, epochs, device) for _ in range(2)),
+        key=lambda r: seconds(r[1], device),
+    )
     return model, res, export(model)
 
 
-def run_snmech(data, recipe):
-    model, res = train_digits(data, recipe)
+def run_snmech(data, recipe, device):
+    model, res = train_digits(data, recipe, device=device)
     return model, res, export(model)
 
 
-def run_cnn(data, epochs):
+def run_cnn(data, epochs, device):
     torch.manual_seed(0)
     model = lipschitz_cnn(SHAPE, (32, 64), 10)
     res = train_classifier(
-        model, data.x_train, data.y_train, MarginCrossEntropy(1.0, 10.0), epochs=epochs, lr=1e-2
+        model,
+        data.x_train,
+        data.y_train,
+        MarginCrossEntropy(1.0, 10.0),
+        epochs=epochs,
+        lr=1e-2,
+        device=device,
     )
     return model, res, export(model)
 
@@ -92,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=PROTOCOL_EPOCHS)
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--plot-from", help="redraw the figure from a results JSON and exit")
     ap.add_argument(
         "--time-pairs",
@@ -105,8 +130,10 @@ def main(argv: list[str] | None = None) -> None:
         plot_curves(saved["curve_eps"], saved["curves"])
         return
     torch.set_num_threads(1)
+    dev = torch.device(args.device)
+    on_cpu = dev.type == "cpu"
     data = load_digits_split()
-    runs = {"plain MLP 64-256-256-10, CE (lr 1e-3)": lambda: run_plain(data, args.epochs)}
+    runs = {"plain MLP 64-256-256-10, CE (lr 1e-3)": lambda: run_plain(data, args.epochs, dev)}
     default = DigitsRecipe(epochs=cpl_epochs(args.epochs))
     cpl = f"snmech CPL {default.depth}x{default.width}, unit-row head"
     mlp = DigitsRecipe.for_model("mlp", epochs=args.epochs)
@@ -132,12 +159,12 @@ def main(argv: list[str] | None = None) -> None:
         mlp, activation="groupsort", head="orthogonal", margin=0.7
     )
     for name, recipe in recipes.items():
-        runs[name] = lambda recipe=recipe: run_snmech(data, recipe)
+        runs[name] = lambda recipe=recipe: run_snmech(data, recipe, dev)
     runs["snmech CNN 32-64 GS (true conv norms), margin CE m=1"] = lambda: run_cnn(
-        data, args.epochs
+        data, args.epochs, dev
     )
     skipped = []
-    if not args.no_peers:
+    if not args.no_peers and on_cpu:
         for name, fn in available_peers().items():
             if fn is None:
                 skipped.append(name)
@@ -145,25 +172,25 @@ def main(argv: list[str] | None = None) -> None:
                 runs[name] = lambda fn=fn: fn(data, args.epochs)
     rows, payload, curves = [], {}, {}
     grid = torch.linspace(0.0, 2.0, 81)
-    plain_cpu = None
+    plain_s = None
+    x, y = data.x_test.to(dev), data.y_test.to(dev)
     for name, fn in runs.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # peers' "not a Lipschitz layer" notes
             model, res, exported = fn()
-        plain_cpu = plain_cpu or res.cpu_seconds
-        x = data.x_test
+        plain_s = plain_s or seconds(res, dev)
         with torch.no_grad():
             drift = float((model.eval()(x) - exported(x)).abs().max())
-        rep = evaluate_robustness(exported, x, data.y_test, EPS, input_shape=SHAPE)
-        glob = certify(exported, x, data.y_test, input_shape=SHAPE, pairwise=False)
+        rep = evaluate_robustness(exported, x, y, EPS, input_shape=SHAPE)
+        glob = certify(exported, x, y, input_shape=SHAPE, pairwise=False)
         curves[name] = certified_accuracy_curve(rep.radii, rep.correct, grid[1:]).tolist()
-        ratio = res.cpu_seconds / plain_cpu
+        ratio = seconds(res, dev) / plain_s
         rows.append(
             [name, f"{100 * rep.clean:.1f}"]
             + [f"{100 * c:.1f}" for c in rep.certified]
             + [f"{100 * glob.accuracy(e):.1f}" for e in EPS]
             + [f"{100 * p:.1f}" for p in rep.pgd]
-            + [f"{res.cpu_seconds:.1f}", f"{ratio:.1f}", f"{rep.lipschitz:.4f}"]
+            + [f"{seconds(res, dev):.1f}", f"{ratio:.1f}", f"{rep.lipschitz:.4f}"]
             + ["yes" if drift == 0 else f"{drift:.0e}"]
         )
         payload[name] = {
@@ -173,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
             "pgd": dict(zip(map(str, EPS), rep.pgd, strict=True)),
             "train_cpu_s": res.cpu_seconds,
             "train_wall_s": res.wall_seconds,
-            "cpu_ratio_to_plain": ratio,
+            "time_ratio_to_plain": ratio,
             "lipschitz_bound": rep.lipschitz,
             "export_identical": drift == 0,
             "export_max_abs_diff": drift,
@@ -186,43 +213,45 @@ def main(argv: list[str] | None = None) -> None:
         payload[name] = "skipped (not installed)"
     header = ["model", "clean", "cert .25", "cert .5", "cert 1"]
     header += ["glob .25", "glob .5", "glob 1", "PGD .25", "PGD .5", "PGD 1"]
-    header += ["train CPU s", "x plain", "L (global)", "export =="]
+    header += ["train CPU s" if on_cpu else "train wall s", "x plain", "L (global)", "export =="]
     print_table(
         "digits, l2 (%); cert = pairwise certificate, glob = margin / (sqrt2 L)", header, rows
     )
     for name in skipped:
         print(f"{name}: skipped (not installed)")
-    timing = time_ratio(data, default, args.epochs, args.time_pairs) if args.time_pairs else None
-    if timing:
-        low, high = min(timing["ratios"]), max(timing["ratios"])
-        print(
-            f"default / plain training CPU time, median of {args.time_pairs} interleaved pairs: "
-            f"{timing['median']:.2f}x (range {low:.2f}-{high:.2f})"
-        )
-    write_json(
-        "robust.json",
-        {
-            "time_ratio_default_to_plain": timing,
-            "protocol": "load_digits/16, test 0.2 rs 0 stratified; Adam (snmech CPL: NAdam)"
-            " cosine bs 128 seed 0; epochs (snmech CPL: epochs_cpl);"
-            " PGD-l2 50 steps 5 restarts box [0,1]; lr 2e-2 for snmech CPL, 1e-2 for snmech"
-            " MLP/CNN, 1e-3 otherwise; plain MLP CPU time: the faster of two runs",
-            "certificate": "certified: pairwise radii (never below global);"
-            " certified_global: margin / (sqrt(2) L)",
-            "epochs": args.epochs,
-            "epochs_cpl": default.epochs,
-            "device": device_info(torch.device("cpu")),
-            "models": payload,
-            "curve_eps": grid[1:].tolist(),
-            "curves": curves,
-        },
-    )
-    if not args.no_plot:
+    results = {
+        "time_ratio_default_to_plain": None,
+        "protocol": "load_digits/16, test 0.2 rs 0 stratified; Adam (snmech CPL: NAdam)"
+        " cosine bs 128 seed 0; epochs (snmech CPL: epochs_cpl);"
+        " PGD-l2 50 steps 5 restarts box [0,1]; lr 2e-2 for snmech CPL, 1e-2 for snmech"
+        " MLP/CNN, 1e-3 otherwise; plain MLP time: the faster of two runs",
+        "clock": "process CPU time" if on_cpu else "wall-clock time",
+        "certificate": "certified: pairwise radii (never below global);"
+        " certified_global: margin / (sqrt(2) L)",
+        "epochs": args.epochs,
+        "epochs_cpl": default.epochs,
+        "device": device_info(dev),
+        "models": payload,
+        "curve_eps": grid[1:].tolist(),
+        "curves": curves,
+    }
+    json_name = "robust.json" if on_cpu else f"robust_{dev.type}.json"
+    write_json(json_name, results)  # now, so that a run stopped during the timing keeps the table
+    if not args.no_plot and on_cpu:
         plot_curves(grid[1:].tolist(), curves)
+    if args.time_pairs:
+        timing = time_ratio(data, default, args.epochs, args.time_pairs, dev)
+        low, high = min(timing["ratios"]), max(timing["ratios"])
+        clock = "CPU" if on_cpu else "wall-clock"
+        print(
+            f"default / plain training {clock} time, median of {args.time_pairs} "
+            f"interleaved pairs: {timing['median']:.2f}x (range {low:.2f}-{high:.2f})"
+        )
+        write_json(json_name, {**results, "time_ratio_default_to_plain": timing})
 
 
-def time_ratio(data, recipe, epochs, pairs):
-    """The default's training CPU time over the plain MLP's, trained in turn ``pairs`` times.
+def time_ratio(data, recipe, epochs, pairs, device):
+    """The default's training time over the plain MLP's, trained in turn ``pairs`` times.
 
     One run each is at the mercy of the machine's moment (20-40 % swings on a
     shared 2-core VM); alternating the two and taking the median of the
@@ -230,9 +259,9 @@ def time_ratio(data, recipe, epochs, pairs):
     """
     ratios = []
     for _ in range(pairs):
-        _, plain = train_plain(data, epochs)
-        _, res = train_digits(data, recipe)
-        ratios.append(res.cpu_seconds / plain.cpu_seconds)
+        _, plain = train_plain(data, epochs, device)
+        _, res = train_digits(data, recipe, device=device)
+        ratios.append(seconds(res, device) / seconds(plain, device))
     return {"pairs": pairs, "ratios": ratios, "median": statistics.median(ratios)}
 
 

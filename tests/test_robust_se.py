@@ -1,5 +1,6 @@
 """The SE block: gates, normalized excitation, its bounded-set certificate, L1, clutter."""
 
+import dataclasses
 import math
 
 import pytest
@@ -213,3 +214,37 @@ def test_export_of_an_se_model_is_exact_and_keeps_its_bound(clutter_models):
     b1 = se_lipschitz_bound(model[0], shape, channel_norm=10.0).value
     b2 = se_lipschitz_bound(plain[0], shape, channel_norm=10.0).value
     assert b1 == b2
+
+
+@pytest.mark.cuda
+def test_se_hybrid_trains_exports_and_bounds_on_cuda():
+    train = make_clutter(200, SPEC, split="train", seed=1)
+    torch.manual_seed(0)
+    model = clutter_cnn(SPEC, se="normalized", width=8)
+
+    def penalty(m, xb):
+        return 0.05 * gate_l1(channel_gates(m, xb))
+
+    train_classifier(
+        model,
+        train.x,
+        train.y,
+        MarginCrossEntropy(0.1, 10.0),
+        epochs=2,
+        batch_size=32,
+        lr=1e-2,
+        penalty=penalty,
+        device="cuda",
+    )
+    plain = export(model)
+    x = make_clutter(50, SPEC, split="shift", seed=7).x.cuda()
+    with torch.no_grad():
+        assert torch.equal(model(x), plain(x))
+        assert channel_gates(plain, x).is_cuda
+    iid = make_clutter(50, SPEC, split="iid", seed=6)
+    iid = dataclasses.replace(iid, x=iid.x.cuda(), y=iid.y.cuda())
+    assert 0.0 <= clutter_attack_accuracy(plain, iid, 8.0, steps=2) <= 1.0
+    shape = (SPEC.channels, SPEC.size, SPEC.size)
+    on_gpu = se_lipschitz_bound(plain[0], shape, channel_norm=10.0).value
+    on_cpu = se_lipschitz_bound(export(model.cpu())[0], shape, channel_norm=10.0).value
+    assert on_gpu == pytest.approx(on_cpu, rel=1e-5)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from snmech._device import resolve_device
 from snmech._model_file import read_checkpoint
 from snmech.material.data import StressStrainData
 from snmech.material.neural import LAW_KINDS, NeuralLaw, PotentialLaw
@@ -93,15 +94,6 @@ class TrainingResult:
             "samples_per_second": self.samples_per_second,
             "device": self.device,
         }
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without CUDA is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def build_law(

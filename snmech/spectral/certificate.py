@@ -8,6 +8,7 @@ the weight it actually applies.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -211,7 +212,15 @@ def _adaptive_avg_factor(module: nn.Module, shape: Shape) -> float:
 def _output_shape(module: nn.Module, shape: Shape | None) -> Shape | None:
     if shape is None:
         return None
-    ref = next(module.parameters(), None)
+    # a module may hold only buffers (a centring mean): probe where they live
+    ref = next(
+        (
+            t
+            for t in itertools.chain(module.parameters(), module.buffers())
+            if t.is_floating_point()
+        ),
+        None,
+    )
     dtype = ref.dtype if ref is not None else torch.float32
     device = ref.device if ref is not None else torch.device("cpu")
     y = module(torch.zeros((1, *shape), dtype=dtype, device=device))
