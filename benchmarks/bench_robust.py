@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
             "pgd": dict(zip(map(str, EPS), rep.pgd, strict=True)),
             "train_cpu_s": res.cpu_seconds,
             "train_wall_s": res.wall_seconds,
-            "time_ratio_to_plain": ratio,
+            ("cpu" if on_cpu else "wall") + "_ratio_to_plain": ratio,
             "lipschitz_bound": rep.lipschitz,
             "export_identical": drift == 0,
             "export_max_abs_diff": drift,
