@@ -10,6 +10,9 @@ import click
 
 import snmech
 
+# snmech._device.DEVICE_NAMES, spelled out so that --help does not import torch
+DEVICES = click.Choice(["auto", "cpu", "cuda"])
+
 DEBUG_VARIABLE = "SNMECH_DEBUG"
 
 
@@ -190,9 +193,7 @@ def data_generate(
     help="recurrent: a history-dependent law, trained on path data (path, step columns)",
 )
 @click.option("--lipschitz-max", type=float, default=None, help="cap on the certified bound (Pa)")
-@click.option(
-    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
-)
+@click.option("--device", default="auto", show_default=True, type=DEVICES)
 @click.option("--epochs", type=int, default=400, show_default=True)
 @click.option(
     "--hidden",
@@ -570,7 +571,7 @@ def robust() -> None:
     "--device",
     default="cpu",
     show_default=True,
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=DEVICES,
     help="where to train (auto: CUDA when present); the digits are small enough that "
     "the CPU is the fast choice",
 )
@@ -644,7 +645,7 @@ def robust_train(
     "--device",
     default="cpu",
     show_default=True,
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=DEVICES,
     help="where to certify and attack (auto: CUDA when present)",
 )
 def robust_evaluate(

@@ -66,3 +66,13 @@ def test_info_lists_the_stack():
     assert result.exit_code == 0, result.output
     for key in ("snmech", "torch", "dolfinx", "PETSc", "MPI", "cuda", "torch threads"):
         assert key in result.output
+
+
+def test_cli_device_choices_are_the_resolvers():
+    from snmech import cli
+    from snmech._device import DEVICE_NAMES, resolve_device
+
+    assert tuple(cli.DEVICES.choices) == DEVICE_NAMES
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        resolve_device("gpu")
