@@ -140,33 +140,39 @@ def test_bad_input_is_refused(call, match):
 SPEC = ClutterSpec(informative=2, spurious=2, noise=1, size=6, signal_noise=1.5)
 
 
+def train_clutter_model(se, lam, *, n=600, epochs=20, device=None):
+    """A seeded clutter CNN trained with the margin loss, plus ``lam`` times the gate L1."""
+    train = make_clutter(n, SPEC, split="train", seed=1)
+    torch.manual_seed(0)
+    model = clutter_cnn(SPEC, se=se, width=8)
+
+    def penalty(m, xb):
+        return lam * gate_l1(channel_gates(m, xb))
+
+    train_classifier(
+        model,
+        train.x,
+        train.y,
+        MarginCrossEntropy(0.1, 10.0),
+        epochs=epochs,
+        batch_size=32,
+        lr=1e-2,
+        penalty=penalty if lam else None,
+        device=device,
+    )
+    return model
+
+
 @pytest.fixture(scope="module")
 def clutter_models():
-    train = make_clutter(600, SPEC, split="train", seed=1)
-    models = {}
-    for name, se, lam in [
-        ("none", "none", 0.0),
-        ("sn", "normalized", 0.0),
-        ("hybrid", "normalized", 0.05),
-    ]:
-        torch.manual_seed(0)
-        model = clutter_cnn(SPEC, se=se, width=8)
-
-        def penalty(m, xb, lam=lam):
-            return lam * gate_l1(channel_gates(m, xb))
-
-        train_classifier(
-            model,
-            train.x,
-            train.y,
-            MarginCrossEntropy(0.1, 10.0),
-            epochs=20,
-            batch_size=32,
-            lr=1e-2,
-            penalty=penalty if lam else None,
-        )
-        models[name] = model
-    return models
+    return {
+        name: train_clutter_model(se, lam)
+        for name, se, lam in [
+            ("none", "none", 0.0),
+            ("sn", "normalized", 0.0),
+            ("hybrid", "normalized", 0.05),
+        ]
+    }
 
 
 def test_clutter_data_roles_and_shift():
@@ -218,24 +224,7 @@ def test_export_of_an_se_model_is_exact_and_keeps_its_bound(clutter_models):
 
 @pytest.mark.cuda
 def test_se_hybrid_trains_exports_and_bounds_on_cuda():
-    train = make_clutter(200, SPEC, split="train", seed=1)
-    torch.manual_seed(0)
-    model = clutter_cnn(SPEC, se="normalized", width=8)
-
-    def penalty(m, xb):
-        return 0.05 * gate_l1(channel_gates(m, xb))
-
-    train_classifier(
-        model,
-        train.x,
-        train.y,
-        MarginCrossEntropy(0.1, 10.0),
-        epochs=2,
-        batch_size=32,
-        lr=1e-2,
-        penalty=penalty,
-        device="cuda",
-    )
+    model = train_clutter_model("normalized", 0.05, n=200, epochs=2, device="cuda")
     plain = export(model)
     x = make_clutter(50, SPEC, split="shift", seed=7).x.cuda()
     with torch.no_grad():
