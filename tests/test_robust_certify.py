@@ -10,9 +10,11 @@ from snmech.robust import (
     FarMarginCrossEntropy,
     PairwiseMarginCrossEntropy,
     certified_accuracy,
+    certified_accuracy_curve,
     certified_radii,
     certify,
     convex_potential_mlp,
+    evaluate_robustness,
     export,
     far_samples,
     fgsm,
@@ -275,6 +277,98 @@ def test_bad_eps_and_unexported_model_are_refused(trained, digits):
         pgd(trained, digits.x_test[:2], digits.y_test[:2], 0.0)
     with pytest.raises(ValueError, match="export"):
         certify(trained, digits.x_test[:2], digits.y_test[:2])
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(digits):
+    torch.manual_seed(0)
+    model = lipschitz_cnn(SHAPE, (8, 16), 10, activation="maxmin")
+    x = digits.x_train.reshape(-1, *SHAPE)
+    train_classifier(model, x, digits.y_train, MarginCrossEntropy(1.0, 10.0), epochs=8, lr=1e-2)
+    return model
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_pgd_never_breaks_a_trained_cnns_radius(trained_cnn, digits, norm):
+    model = export(trained_cnn)
+    x_all = digits.x_test.reshape(-1, *SHAPE)
+    with torch.no_grad():
+        assert torch.equal(trained_cnn.eval()(x_all), model(x_all))
+    res = certify(model, x_all, digits.y_test, input_shape=SHAPE)
+    assert res.accuracy(0.0) > 0.7 and res.accuracy(0.1) > 0.3  # a model worth attacking
+    keep = res.correct & (res.radii > 1e-3)
+    x, y, r = x_all[keep], digits.y_test[keep], res.radii[keep].float()
+    eps = 0.999 * r if norm == "l2" else 0.999 * r / math.sqrt(64)
+    adv = pgd(model, x, y, eps, norm=norm, steps=30, restarts=2)
+    with torch.no_grad():
+        assert (model(adv).argmax(1) == y).all()
+
+
+def test_fgsm_l2_step_is_the_normalized_gradient():
+    model = nn.Sequential(nn.Linear(3, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.0, 1.0]]))
+    x = torch.full((1, 3), 0.5)
+    adv = fgsm(model, x, torch.tensor([0]), 0.1, norm="l2")
+    g = torch.tensor([[-1.0, 3.0, 0.5]])  # w_other - w_true
+    assert torch.allclose(adv - x, 0.1 * g / g.norm())
+
+
+def test_more_restarts_never_weaken_pgd(trained, digits):
+    model = export(trained)
+    x, y = digits.x_test[:60], digits.y_test[:60]
+
+    def loss(adv):
+        with torch.no_grad():
+            z = model(adv)
+        own = z.gather(1, y[:, None])[:, 0]
+        return z.scatter(1, y[:, None], -math.inf).max(dim=1).values - own
+
+    one = pgd(model, x, y, 0.5, steps=5, restarts=1)
+    gen = torch.Generator().manual_seed(0)
+    many = pgd(model, x, y, 0.5, steps=5, restarts=4, generator=gen)
+    # the first restart starts at x in both: the best of four is at least as strong
+    assert (loss(many) >= loss(one) - 1e-6).all()
+    assert (loss(many) > loss(one) + 1e-4).any()  # and the random starts find more
+    assert ((many - x).flatten(1).norm(dim=1) <= 0.5 * (1 + 1e-5)).all()
+    assert many.min() >= 0 and many.max() <= 1
+
+
+def test_certified_accuracy_curve_is_the_pointwise_count():
+    radii = torch.tensor([0.1, 0.5, 1.0, 2.0, 0.3], dtype=torch.float64)
+    correct = torch.tensor([True, True, False, True, True])
+    curve = certified_accuracy_curve(radii, correct, [0.0, 0.2, 0.5, 1.5, 3.0])
+    assert curve.tolist() == [0.8, 0.6, 0.2, 0.2, 0.0]
+
+
+def test_attacks_and_certify_refuse_bad_inputs(trained, digits):
+    model = export(trained)
+    x, y = digits.x_test[:4], digits.y_test[:4]
+    with pytest.raises(ValueError, match=r"box \[0, 1\]"):
+        pgd(model, x * 16, y, 0.5)  # clipping would move these farther than eps
+    with pytest.raises(ValueError, match="NaN"):
+        fgsm(model, torch.full_like(x, float("nan")), y, 0.1)
+    with pytest.raises(ValueError, match="box"):
+        pgd(model, x, y, 0.5, box=(1.0, 0.0))
+    with pytest.raises(ValueError, match=r"shape \(4, 1, 7, 7\)"):
+        certify(model, torch.rand(4, 1, 7, 7), y)
+    with pytest.raises(ValueError, match="labels"):
+        certify(model, x, y[:3])
+    with pytest.raises(ValueError, match="NaN"):
+        certify(model, torch.full_like(x, float("nan")), y)
+
+
+def test_evaluate_robustness_refuses_bad_images_and_eps(trained, digits):
+    model = export(trained)
+    x, y = digits.x_test[:4], digits.y_test[:4]
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        evaluate_robustness(model, x * 16, y, [0.5], input_shape=SHAPE)
+    with pytest.raises(ValueError, match="shape"):
+        evaluate_robustness(model, x.reshape(4, 64), y, [0.5], input_shape=SHAPE)
+    with pytest.raises(ValueError, match="eps"):
+        evaluate_robustness(model, x, y, [0.5, -0.1], input_shape=SHAPE)
+    report = evaluate_robustness(model, x, y, [0.1], input_shape=SHAPE, pgd_steps=2)
+    assert 0.0 <= report.pgd[0] <= 1.0 and report.certified[0] <= report.clean
 
 
 @pytest.mark.cuda

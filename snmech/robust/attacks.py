@@ -42,8 +42,12 @@ def fgsm(
 
     Returns:
         Adversarial inputs ``(B, *s)``, within ``eps`` of ``x`` and inside ``box``.
+
+    Raises:
+        ValueError: an ``eps <= 0``, labels of the wrong shape, inputs not finite
+            or outside ``box`` (clipping would move them farther than ``eps``).
     """
-    eps_t = _check(x, y, eps, norm)
+    eps_t = _check(x, y, eps, norm, box)
     grad = _grad(model, x, y)
     step = _steepest(grad, norm) * eps_t
     return _project(x + step, x, eps_t, norm, box).detach()
@@ -80,8 +84,11 @@ def pgd(
 
     Returns:
         Adversarial inputs ``(B, *s)`` maximizing the margin loss over all restarts.
+
+    Raises:
+        ValueError: as :func:`fgsm`, or ``steps``/``restarts`` below 1.
     """
-    eps_t = _check(x, y, eps, norm)
+    eps_t = _check(x, y, eps, norm, box)
     if steps < 1 or restarts < 1:
         raise ValueError(f"steps and restarts must be >= 1, got {steps}, {restarts}")
     alpha = (2.5 / steps if step_size is None else float(step_size)) * eps_t
@@ -121,9 +128,29 @@ def attack_accuracy(
         return float((model(adv).argmax(dim=1) == y).double().mean())
 
 
-def _check(x: torch.Tensor, y: torch.Tensor, eps: float | torch.Tensor, norm: str) -> torch.Tensor:
+def _check(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float | torch.Tensor,
+    norm: str,
+    box: tuple[float, float],
+) -> torch.Tensor:
     if norm not in _NORMS:
         raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
+    lo, hi = box
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"box must be (low, high) with finite low < high, got {box}")
+    if x.dim() < 2 or len(x) == 0:
+        raise ValueError(f"inputs must be a non-empty batch (B, *s), got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("inputs contain NaN or inf")
+    # clipping to the box moves a point that starts outside it by more than eps
+    x_lo, x_hi = float(x.min()), float(x.max())
+    if x_lo < lo or x_hi > hi:
+        raise ValueError(
+            f"inputs must lie inside the box [{lo:g}, {hi:g}] the attack clips to, "
+            f"got values in [{x_lo:.4g}, {x_hi:.4g}] (digits: pixels / 16)"
+        )
     if y.shape != x.shape[:1]:
         raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
     e = torch.as_tensor(eps, dtype=x.dtype, device=x.device)

@@ -153,11 +153,14 @@ def certify(
         A :class:`Certification`.
 
     Raises:
-        ValueError: ``model`` still has parametrizations (export it first), or
-            ``pairwise=True`` for a model that does not end in a linear layer.
+        ValueError: ``model`` still has parametrizations (export it first),
+            ``pairwise=True`` for a model that does not end in a linear layer, an
+            empty or non-finite batch, labels of the wrong shape, or inputs the
+            model cannot take (their shape is named).
     """
     if any(parametrize.is_parametrized(m) for m in model.modules()):
         raise ValueError("certify needs an exported model (plain layers); call export(model) first")
+    _check_batch(x, y)
     if pairwise is None:
         pairwise = isinstance(model, nn.Sequential) and isinstance(model[-1], nn.Linear)
     cert = certificate or lipschitz_bound(model, input_shape=input_shape)
@@ -167,13 +170,29 @@ def certify(
     try:
         with torch.no_grad():
             logits = model(x)
+    except RuntimeError as err:
+        raise ValueError(
+            f"the model cannot be applied to inputs of shape {tuple(x.shape)}: {err}"
+        ) from err
     finally:
         model.train(was_training)
+    if logits.shape[:1] != x.shape[:1] or logits.dim() != 2:
+        raise ValueError(f"the model must return logits (B, K), got {tuple(logits.shape)}")
     pred = logits.argmax(dim=1)
     if pair is None:
         return Certification(pred, certified_radii(logits, cert.value), pred == y, cert)
     radii = pairwise_radii(logits, pair.to(logits.device))
     return Certification(pred, radii, pred == y, cert, pair)
+
+
+def _check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
+    """Refuse what would make radii or accuracies meaningless: NaN inputs, mismatched labels."""
+    if x.dim() < 2 or len(x) == 0:
+        raise ValueError(f"inputs must be a non-empty batch (B, *s), got {tuple(x.shape)}")
+    if y.shape != x.shape[:1]:
+        raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("inputs contain NaN or inf")
 
 
 def certified_accuracy(radii: torch.Tensor, correct: torch.Tensor, eps: float) -> float:
