@@ -138,8 +138,8 @@ def _check(
     if norm not in _NORMS:
         raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
     lo, hi = box
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"box must be (low, high) with finite low < high, got {box}")
+    if not lo < hi:  # also refuses NaN; (-inf, inf) is no box
+        raise ValueError(f"box must be (low, high) with low < high, got {box}")
     if x.dim() < 2 or len(x) == 0:
         raise ValueError(f"inputs must be a non-empty batch (B, *s), got {tuple(x.shape)}")
     if not torch.isfinite(x).all():
