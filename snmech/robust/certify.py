@@ -170,7 +170,9 @@ def certify(
     try:
         with torch.no_grad():
             logits = model(x)
-    except RuntimeError as err:
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:  # a shape mismatch deep inside the model
         raise ValueError(
             f"the model cannot be applied to inputs of shape {tuple(x.shape)}: {err}"
         ) from err
