@@ -83,6 +83,19 @@ def trained_cpl(digits):
     return model
 
 
+def pgd_inside_certified_radii(model, x, y, res, norm, *, steps=50, restarts=3):
+    """PGD at 0.999 of each certified radius (l2, or the linf ball inside it): the points kept
+    (correct, radius > 1e-3), their labels, radii and the attack's output."""
+    keep = res.correct & (res.radii > 1e-3)
+    x, y, r = x[keep], y[keep], res.radii[keep].float()
+    # the linf ball of radius r / sqrt(d) lies inside the l2 ball of radius r
+    eps = 0.999 * r if norm == "l2" else 0.999 * r / math.sqrt(x[0].numel())
+    adv = pgd(model, x, y, eps, norm=norm, steps=steps, restarts=restarts)
+    with torch.no_grad():
+        assert (model(adv).argmax(1) == y).all()
+    return x, y, r, adv
+
+
 def test_export_reproduces_trained_outputs_exactly(trained, digits):
     exported = export(trained)
     x = digits.x_test
@@ -102,13 +115,7 @@ def test_exported_certificate_is_about_one(trained):
 def test_pgd_never_breaks_a_certified_radius(trained, digits, norm):
     model = export(trained)
     res = certify(model, digits.x_test, digits.y_test)
-    keep = res.correct & (res.radii > 1e-3)
-    x, y, r = digits.x_test[keep], digits.y_test[keep], res.radii[keep].float()
-    # the linf ball of radius r / sqrt(d) lies inside the l2 ball of radius r
-    eps = 0.999 * r if norm == "l2" else 0.999 * r / math.sqrt(64)
-    adv = pgd(model, x, y, eps, norm=norm, steps=50, restarts=3)
-    with torch.no_grad():
-        assert (model(adv).argmax(1) == y).all()
+    x, _, r, adv = pgd_inside_certified_radii(model, digits.x_test, digits.y_test, res, norm)
     assert ((adv - x).flatten(1).norm(dim=1) <= r * 1.0001).all()
     assert adv.min() >= 0 and adv.max() <= 1
 
@@ -122,12 +129,7 @@ def test_pgd_never_breaks_a_pairwise_radius(which, digits, norm, request):
     glob = certify(model, digits.x_test, digits.y_test, pairwise=False)
     assert (res.radii >= glob.radii).all()
     assert res.accuracy(0.25) > glob.accuracy(0.25) + 0.1  # the row head needs it
-    keep = res.correct & (res.radii > 1e-3)
-    x, y, r = digits.x_test[keep], digits.y_test[keep], res.radii[keep].float()
-    eps = 0.999 * r if norm == "l2" else 0.999 * r / math.sqrt(64)
-    adv = pgd(model, x, y, eps, norm=norm, steps=50, restarts=3)
-    with torch.no_grad():
-        assert (model(adv).argmax(1) == y).all()
+    x, y, r, _ = pgd_inside_certified_radii(model, digits.x_test, digits.y_test, res, norm)
     # and slightly beyond the pairwise radius the attack does find examples
     adv = pgd(model, x, y, 2.0 * r + 0.2, norm="l2", steps=50, restarts=1)
     with torch.no_grad():
@@ -211,14 +213,18 @@ def test_radius_of_identity_classifier_is_distance_to_boundary():
     assert model(outside).argmax(1).item() == 1
 
 
-def test_fgsm_linf_step_is_sign_of_gradient():
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_fgsm_step_is_the_steepest_ascent_direction(norm):
     # margin loss of f(x) = W x: gradient w.r.t. x is w_other - w_true
     model = nn.Sequential(nn.Linear(3, 2, bias=False))
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.0, 1.0]]))
     x = torch.full((1, 3), 0.5)
-    adv = fgsm(model, x, torch.tensor([0]), 0.1, norm="linf")
-    assert torch.allclose(adv - x, 0.1 * torch.tensor([[-1.0, 1.0, 1.0]]))
+    adv = fgsm(model, x, torch.tensor([0]), 0.1, norm=norm)
+    g = torch.tensor([[-1.0, 3.0, 0.5]])
+    # linf: the sign of the gradient; l2: the normalized gradient
+    step = g.sign() if norm == "linf" else g / g.norm()
+    assert torch.allclose(adv - x, 0.1 * step)
 
 
 def test_certified_accuracy_counts_strictly_beyond_eps():
@@ -296,22 +302,7 @@ def test_pgd_never_breaks_a_trained_cnns_radius(trained_cnn, digits, norm):
         assert torch.equal(trained_cnn.eval()(x_all), model(x_all))
     res = certify(model, x_all, digits.y_test, input_shape=SHAPE)
     assert res.accuracy(0.0) > 0.7 and res.accuracy(0.1) > 0.3  # a model worth attacking
-    keep = res.correct & (res.radii > 1e-3)
-    x, y, r = x_all[keep], digits.y_test[keep], res.radii[keep].float()
-    eps = 0.999 * r if norm == "l2" else 0.999 * r / math.sqrt(64)
-    adv = pgd(model, x, y, eps, norm=norm, steps=30, restarts=2)
-    with torch.no_grad():
-        assert (model(adv).argmax(1) == y).all()
-
-
-def test_fgsm_l2_step_is_the_normalized_gradient():
-    model = nn.Sequential(nn.Linear(3, 2, bias=False))
-    with torch.no_grad():
-        model[0].weight.copy_(torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.0, 1.0]]))
-    x = torch.full((1, 3), 0.5)
-    adv = fgsm(model, x, torch.tensor([0]), 0.1, norm="l2")
-    g = torch.tensor([[-1.0, 3.0, 0.5]])  # w_other - w_true
-    assert torch.allclose(adv - x, 0.1 * g / g.norm())
+    pgd_inside_certified_radii(model, x_all, digits.y_test, res, norm, steps=30, restarts=2)
 
 
 def test_more_restarts_never_weaken_pgd(trained, digits):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from snmech._device import DEVICE_NAMES, resolve_device
+from snmech._device import check_device_name, resolve_device
 from snmech._model_file import read_checkpoint
 from snmech.material.data import StressStrainData
 from snmech.material.neural import LAW_KINDS, NeuralLaw, PotentialLaw
@@ -53,8 +53,7 @@ class TrainingConfig:
             raise ValueError(f"need epochs, batch_size >= 1 and lr > 0, got {self}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.device not in DEVICE_NAMES:
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_device_name(self.device)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
 

@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from snmech.robust.data import check_batch
 from snmech.robust.functional import logit_margin
 
 Norm = Literal["l2", "linf"]
@@ -140,10 +141,7 @@ def _check(
     lo, hi = box
     if not lo < hi:  # also refuses NaN; (-inf, inf) is no box
         raise ValueError(f"box must be (low, high) with low < high, got {box}")
-    if x.dim() < 2 or len(x) == 0:
-        raise ValueError(f"inputs must be a non-empty batch (B, *s), got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError("inputs contain NaN or inf")
+    check_batch(x, y)
     # clipping to the box moves a point that starts outside it by more than eps
     x_lo, x_hi = float(x.min()), float(x.max())
     if x_lo < lo or x_hi > hi:
@@ -151,8 +149,6 @@ def _check(
             f"inputs must lie inside the box [{lo:g}, {hi:g}] the attack clips to, "
             f"got values in [{x_lo:.4g}, {x_hi:.4g}] (digits: pixels / 16)"
         )
-    if y.shape != x.shape[:1]:
-        raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
     e = torch.as_tensor(eps, dtype=x.dtype, device=x.device)
     if e.dim() == 0:
         e = e.expand(len(x))

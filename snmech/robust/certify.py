@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from snmech.robust.data import check_batch
 from snmech.robust.functional import logit_margin
 from snmech.spectral import Certificate, lipschitz_bound
 from snmech.spectral._norms import ROUNDING_RTOL
@@ -160,7 +161,7 @@ def certify(
     """
     if any(parametrize.is_parametrized(m) for m in model.modules()):
         raise ValueError("certify needs an exported model (plain layers); call export(model) first")
-    _check_batch(x, y)
+    check_batch(x, y)
     if pairwise is None:
         pairwise = isinstance(model, nn.Sequential) and isinstance(model[-1], nn.Linear)
     cert = certificate or lipschitz_bound(model, input_shape=input_shape)
@@ -185,16 +186,6 @@ def certify(
         return Certification(pred, certified_radii(logits, cert.value), pred == y, cert)
     radii = pairwise_radii(logits, pair.to(logits.device))
     return Certification(pred, radii, pred == y, cert, pair)
-
-
-def _check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
-    """Refuse what would make radii or accuracies meaningless: NaN inputs, mismatched labels."""
-    if x.dim() < 2 or len(x) == 0:
-        raise ValueError(f"inputs must be a non-empty batch (B, *s), got {tuple(x.shape)}")
-    if y.shape != x.shape[:1]:
-        raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError("inputs contain NaN or inf")
 
 
 def certified_accuracy(radii: torch.Tensor, correct: torch.Tensor, eps: float) -> float:

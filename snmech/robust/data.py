@@ -56,6 +56,20 @@ def load_digits_split(*, test_size: float = 0.2, random_state: int = 0) -> Digit
     )
 
 
+def check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
+    """Check a labelled batch ``(B, *s)``, ``(B,)`` of any range (certify, attacks).
+
+    Raises:
+        ValueError: an empty batch, labels of the wrong shape, NaN or inf inputs.
+    """
+    if x.dim() < 2 or len(x) == 0:
+        raise ValueError(f"inputs must be a non-empty batch (B, *s), got {tuple(x.shape)}")
+    if y.shape != x.shape[:1]:
+        raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("inputs contain NaN or inf")
+
+
 def validate_images(
     x: torch.Tensor,
     shape: tuple[int, ...],
